@@ -1,0 +1,38 @@
+# Two commands do everything:  `make fit` (set up + train the quickstart)  and  `make test`.
+# Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= experiments/quickstart.yaml
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MPLBACKEND := agg
+
+.PHONY: install fit test test-fast lint notebooks clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+fit: $(STAMP)
+	$(BIN)/lightning-seg fit --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check lightning_seg tests benchmarks
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,notebooks]"
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf runs .pytest_cache

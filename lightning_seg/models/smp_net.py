@@ -1,0 +1,99 @@
+"""Any segmentation-models-pytorch architecture with any of its encoders, behind one interface."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import timm
+import torch.nn.functional as F
+from segmentation_models_pytorch.encoders import encoders as SMP_ENCODERS
+from torch import Tensor, nn
+
+#: lower-case name → class name of every smp architecture (``smp.create_model`` accepts either).
+ARCHITECTURES: dict[str, str] = {key.lower(): cls.__name__ for key, cls in smp.MODEL_ARCHITECTURES_MAPPING.items()}
+
+
+def _unknown(kind: str, value: str, valid: list[str]) -> ValueError:
+    close = difflib.get_close_matches(value, valid, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    shown = ", ".join(valid) if len(valid) <= 20 else ", ".join(valid[:20]) + f", ... ({len(valid)} in all)"
+    return ValueError(f"unknown {kind} '{value}'.{hint} Valid choices: {shown}")
+
+
+def check_encoder(encoder_name: str) -> None:
+    """Raise a one-line error naming close matches when ``encoder_name`` is neither an smp nor a timm encoder."""
+    if encoder_name.startswith("tu-"):
+        timm_name = encoder_name[3:]
+        if not timm.is_model(timm_name):
+            raise _unknown("timm encoder", timm_name, timm.list_models())
+    elif encoder_name not in SMP_ENCODERS:
+        raise _unknown("encoder", encoder_name, [*SMP_ENCODERS, "tu-<any timm model>"])
+
+
+class SMPNet(nn.Module):
+    """A segmentation-models-pytorch model (``smp.create_model``) with logits at input resolution.
+
+    Inputs whose height or width is not a multiple of the encoder's output stride are padded
+    (reflection) before the network and the logits cropped back, so any image size works.
+
+    Args:
+        num_classes: output channels (linked from the DataModule).
+        arch: any smp architecture, case-insensitive: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, ...
+        encoder_name: any smp encoder (``resnet18``, ``efficientnet-b0``, ...) or ``tu-<timm model>``.
+        encoder_weights: ``None`` (random init, works offline) or ``"imagenet"`` etc. (downloads).
+        in_channels: input image channels.
+        presence_head: add smp's classification head predicting which classes occur in the image
+            (the auxiliary output ``presence``, ``N×C``, for EncNet's semantic-encoding loss).
+        **kwargs: passed to the smp architecture (``encoder_depth``, ``decoder_channels``, ...).
+
+    Shape:
+        input ``N×in_channels×H×W`` → ``{"logits": N×C×H×W}`` (+ ``"presence": N×C``).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        arch: str = "Unet",
+        encoder_name: str = "resnet18",
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        presence_head: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if arch.lower() not in ARCHITECTURES:
+            raise _unknown("architecture", arch, sorted(ARCHITECTURES.values()))
+        check_encoder(encoder_name)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        aux_params = {"classes": num_classes} if presence_head else None
+        self.model = smp.create_model(
+            arch.lower(),
+            encoder_name=encoder_name,
+            encoder_weights=encoder_weights,
+            in_channels=in_channels,
+            classes=num_classes,
+            aux_params=aux_params,
+            **kwargs,
+        )
+        self.stride = int(getattr(self.model.encoder, "output_stride", 32))
+        self.in_channels = in_channels
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        if image.ndim != 4 or image.shape[1] != self.in_channels:
+            raise ValueError(
+                f"SMPNet expects images of shape N×{self.in_channels}×H×W, got {tuple(image.shape)}"
+            )
+        height, width = image.shape[-2:]
+        pad_h, pad_w = -height % self.stride, -width % self.stride
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+        out = self.model(image)
+        logits, presence = out if isinstance(out, tuple) else (out, None)
+        outputs = {"logits": logits[..., :height, :width]}
+        if presence is not None:
+            outputs["presence"] = presence
+        return outputs

@@ -1,0 +1,234 @@
+"""The LightningModule: a network, a loss and metrics, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, ReduceLROnPlateau
+from torch import Tensor, nn
+
+from lightning_seg.losses import CrossEntropyLoss, LossOutput, SegmentationLoss
+from lightning_seg.losses.composite import as_composite, bind_losses
+from lightning_seg.metrics import SegmentationMetrics
+from lightning_seg.models import SMPNet
+
+STAGES = ("train", "val", "test")
+
+
+class SegmentationModule(LightningModule):
+    """Semantic segmentation with any network and any (composite, scheduled) loss.
+
+    ``num_classes``, ``ignore_index`` and ``class_names`` come from the DataModule (the CLI links them);
+    the network and the loss arrive as objects, so changing either is a YAML edit, never a code edit.
+
+    Args:
+        net: a callable that builds the network from ``num_classes`` (in YAML: a ``class_path`` whose
+            first argument is ``num_classes``, e.g. :class:`~lightning_seg.models.SMPNet`); the network
+            returns logits or a dict with ``logits`` and named auxiliary outputs. Default: SMPNet
+            (U-Net, ResNet-18, random init).
+        loss: any loss module called as ``loss(logits, mask)``, or a
+            :class:`~lightning_seg.losses.CompositeLoss`. Default: cross-entropy with ``ignore_index``.
+        num_classes: number of classes.
+        ignore_index: mask value excluded from losses and metrics.
+        class_names: names used in logged keys (``val/iou/<name>``).
+        optimizer: a callable building the optimizer from the parameters. Default: AdamW, lr 1e-3.
+        lr_scheduler: a callable building a scheduler from the optimizer; ``None`` for none.
+        scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
+        monitor: the metric a ReduceLROnPlateau scheduler watches.
+        compile: compile the network with ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        net: Callable[[int], nn.Module] | None = None,
+        loss: nn.Module | None = None,
+        num_classes: int = 2,
+        ignore_index: int = 255,
+        class_names: Sequence[str] | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "epoch",
+        monitor: str = "val/loss",
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (binary tasks use 2 classes), got {num_classes}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got '{scheduler_interval}'")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"got {len(self.class_names)} class names {self.class_names} for num_classes={num_classes}")
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.net = self.build_net(net)
+        self.loss = self.build_loss(loss)
+        # One confusion-matrix metric per stage: self.train_metrics, self.val_metrics, self.test_metrics.
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", self.build_metrics())
+        #: The confusion matrix of the last finished validation/test epoch (rows true, columns predicted).
+        self.last_confusion: dict[str, Tensor] = {}
+        self._checked_stages: set[str] = set()
+
+    # ----- the three parts; override one to change it -----
+    def build_net(self, net: Callable[[int], nn.Module] | None) -> nn.Module:
+        return (net or SMPNet)(self.num_classes)
+
+    def build_loss(self, loss: nn.Module | None) -> nn.Module:
+        composite = as_composite(loss if loss is not None else CrossEntropyLoss())
+        bind_losses(composite, self.num_classes, self.ignore_index)
+        return composite
+
+    def build_metrics(self) -> SegmentationMetrics:
+        return SegmentationMetrics(self.num_classes, self.ignore_index, self.class_names)
+
+    def stage_metrics(self, stage: str) -> SegmentationMetrics:
+        """The metric of ``stage`` (``train``, ``val`` or ``test``)."""
+        return getattr(self, f"{stage}_metrics")
+
+    # ----- forward and the shared step -----
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        """Run the network; always returns a dict with at least ``logits`` (``N×C×H×W``)."""
+        out = self.net(image)
+        return out if isinstance(out, dict) else {"logits": out}
+
+    def model_step(self, batch: dict[str, Any], stage: str) -> tuple[LossOutput, dict[str, Tensor], Tensor]:
+        """Forward, loss and metric update for one batch; returns (loss, outputs, predictions)."""
+        if stage not in self._checked_stages:
+            self._check_batch(batch, stage)
+        outputs = self(batch["image"])
+        if stage not in self._checked_stages:
+            self._check_outputs(outputs, batch["mask"])
+            self._checked_stages.add(stage)
+        loss = self.loss(outputs, batch)
+        preds = outputs["logits"].argmax(1)
+        self.stage_metrics(stage).update(preds, batch["mask"])
+        return loss, outputs, preds
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self.loss.set_progress(self.current_epoch, self.global_step)
+        loss, _, _ = self.model_step(batch, "train")
+        size = batch["image"].shape[0]
+        self.log("train/loss", loss.total, prog_bar=True, batch_size=size)
+        self.log_dict({f"train/loss/{k}": v.detach() for k, v in loss.terms.items()}, batch_size=size)
+        self.log_dict({f"train/weight/{k}": float(v) for k, v in loss.weights.items()}, batch_size=size)
+        return loss.total
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor]:
+        loss, outputs, preds = self.model_step(batch, stage)
+        size = batch["image"].shape[0]
+        self.log(f"{stage}/loss", loss.total, prog_bar=stage == "val", batch_size=size)
+        self.log_dict({f"{stage}/loss/{k}": v for k, v in loss.terms.items()}, batch_size=size)
+        return {"loss": loss.total, "logits": outputs["logits"], "preds": preds, "target": batch["mask"]}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        logits = self(batch["image"])["logits"]
+        return {"preds": logits.argmax(1), "probs": logits.softmax(1), "names": batch["meta"]["name"]}
+
+    # ----- epoch ends: one confusion matrix per stage -> every score -----
+    def _log_epoch_scores(self, stage: str) -> None:
+        metric = self.stage_metrics(stage)
+        scores = metric.compute_scores()
+        self.last_confusion[stage] = metric.compute().detach().cpu().clone()
+        self.log(f"{stage}/miou", scores.pop("miou"), prog_bar=stage == "val")
+        self.log_dict({f"{stage}/{k}": v for k, v in scores.items()})
+        metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_scores("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_scores("test")
+
+    # ----- wiring with the DataModule and the Trainer -----
+    def setup(self, stage: str) -> None:
+        """Ask the DataModule for the extra targets the loss reads and hand class statistics to the loss."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        needed = self.loss.required_targets
+        if needed and stage != "predict":
+            if not hasattr(datamodule, "request_targets"):
+                raise ValueError(
+                    f"the loss reads batch entries {sorted(needed)}, which only a "
+                    "lightning_seg SegmentationDataModule can compute; got datamodule "
+                    f"{type(datamodule).__name__}"
+                )
+            datamodule.request_targets(needed)
+        if stage == "fit" and hasattr(datamodule, "class_stats"):
+            stats = datamodule.class_stats
+            for module in self.loss.modules():
+                if isinstance(module, SegmentationLoss):
+                    module.bind_class_stats(stats)
+
+    def configure_model(self) -> None:
+        if self.hparams.get("compile") and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            self.net = torch.compile(self.net)
+
+    def on_train_start(self) -> None:
+        # The sanity check must not leak into the first epoch's validation scores.
+        self.val_metrics.reset()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("num_classes")
+        if saved is not None and saved != self.num_classes:
+            raise ValueError(
+                f"the checkpoint was trained with num_classes={saved} but the data has "
+                f"num_classes={self.num_classes}; use a checkpoint trained on this dataset"
+            )
+
+    def configure_optimizers(self) -> Any:
+        optimizer = (
+            self.optimizer_factory(self.parameters())
+            if self.optimizer_factory is not None
+            else torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=1e-4)
+        )
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
+        if isinstance(scheduler, (ReduceLROnPlateau, torch.optim.lr_scheduler.ReduceLROnPlateau)):
+            config["monitor"] = self.hparams.monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    # ----- boundary checks (first batch of each stage) -----
+    def _check_batch(self, batch: dict[str, Any], stage: str) -> None:
+        missing = [k for k in ("image", "mask") if k not in batch]
+        if missing:
+            raise ValueError(f"{stage} batches must be dicts with 'image' and 'mask'; missing {missing} in {sorted(batch)}")
+        image, mask = batch["image"], batch["mask"]
+        if image.ndim != 4 or not image.is_floating_point():
+            raise ValueError(f"{stage} images must be float N×C×H×W, got {image.dtype} {tuple(image.shape)}")
+        if mask.ndim != 3 or mask.dtype != torch.int64:
+            raise ValueError(f"{stage} masks must be int64 N×H×W, got {mask.dtype} {tuple(mask.shape)}")
+        if mask.shape[0] != image.shape[0] or mask.shape[-2:] != image.shape[-2:]:
+            raise ValueError(f"{stage} image {tuple(image.shape)} and mask {tuple(mask.shape)} sizes differ")
+        labels = set(mask.unique().tolist()) - {self.ignore_index}
+        bad = sorted(v for v in labels if not 0 <= v < self.num_classes)
+        if bad:
+            names = batch.get("meta", {}).get("name", [])
+            raise ValueError(
+                f"{stage} mask values {bad} (in {list(names)[:4]}) are neither a class in "
+                f"[0, {self.num_classes}) nor ignore_index={self.ignore_index}"
+            )
+
+    def _check_outputs(self, outputs: dict[str, Tensor], mask: Tensor) -> None:
+        logits = outputs.get("logits")
+        if logits is None:
+            raise ValueError(f"the network must return logits or a dict with 'logits', got keys {sorted(outputs)}")
+        expected = (mask.shape[0], self.num_classes, *mask.shape[-2:])
+        if tuple(logits.shape) != expected:
+            raise ValueError(f"the network returned logits of shape {tuple(logits.shape)}, expected N×C×H×W = {expected}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import sys
 from pathlib import Path
 
 from lightning import LightningDataModule
@@ -61,19 +63,83 @@ class SegmentationCLI(LightningCLI):
         self._print_scores("val")
 
 
+def options_summary() -> str:
+    """The init options of the module, the default network and every DataModule, for ``--help``.
+
+    In subclass mode jsonargparse's own help only names ``--model.help CLASS``; this lists them.
+    """
+    import lightning_seg.data as datamodules
+    from lightning_seg.models import SMPNet
+
+    def describe(cls: type, prefix: str) -> list[str]:
+        lines = [f"  {cls.__module__}.{cls.__name__}  (--{prefix.split('.')[0]}.help {cls.__name__} for details)"]
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            default = "required" if param.default is inspect.Parameter.empty else f"default: {param.default!r}"
+            lines.append(f"    --{prefix}.{name}  ({default})")
+        return lines
+
+    lines = ["", "Model options (--model.init_args.*):", *describe(SegmentationModule, "model.init_args")]
+    lines += ["", "Default network options:", *describe(SMPNet, "model.init_args.net.init_args")]
+    lines += ["", "Data options (--data.init_args.*), by DataModule:"]
+    for name in datamodules.__all__:
+        cls = getattr(datamodules, name)
+        if isinstance(cls, type) and issubclass(cls, LightningDataModule) and not inspect.isabstract(cls):
+            if name != "SegmentationDataModule":
+                lines += describe(cls, "data.init_args")
+    return "\n".join(lines)
+
+
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
+
+
+def user_error_message(error: Exception) -> str:
+    """The message a user needs from an error, unwrapped from jsonargparse's validation report.
+
+    When a class in the config raises while it is built, jsonargparse reports every alternative it tried
+    ("Does not validate against any of the Union subtypes ... - <message>"); the innermost message is the
+    one our code raised.
+    """
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    reasons = [
+        line.strip()[2:]
+        for line in text.splitlines()
+        if line.strip().startswith("- ")
+        and not line.strip()[2:].startswith(("Expected a", "Problem with given class_path", "Not a valid subclass"))
+    ]
+    return reasons[-1] if reasons else text.strip().splitlines()[0]
+
+
 def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
-    """Entry point of ``lightning-seg``; tests call it in-process with an argument list."""
+    """Entry point of ``lightning-seg``; tests call it in-process with an argument list.
+
+    Errors in the user's config or data are printed as one line (exit status 2); set
+    ``LIGHTNING_SEG_DEBUG=1`` to see the full traceback instead.
+    """
     configure_wandb_mode()
-    return SegmentationCLI(
-        SegmentationModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-    )
+    argv = sys.argv[1:] if args is None else args
+    try:
+        return SegmentationCLI(
+            SegmentationModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+    except SystemExit as done:
+        if done.code in (0, None) and ("--help" in argv or "-h" in argv) and argv[:1] != ["--help"]:
+            print(options_summary())
+        raise
+    except USER_ERRORS as error:
+        if os.environ.get("LIGHTNING_SEG_DEBUG"):
+            raise
+        print(f"lightning-seg: error: {user_error_message(error)}", file=sys.stderr)
+        print("(set LIGHTNING_SEG_DEBUG=1 to see the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -82,11 +82,13 @@ def options_summary() -> str:
 
     lines = ["", "Model options (--model.init_args.*):", *describe(SegmentationModule, "model.init_args")]
     lines += ["", "Default network options:", *describe(SMPNet, "model.init_args.net.init_args")]
-    lines += ["", "Data options (--data.init_args.*), by DataModule:"]
+    lines += ["", "Data options (--data.init_args.*) common to every DataModule:"]
+    lines += describe(datamodules.SegmentationDataModule, "data.init_args")
+    lines += ["", "Data options of each DataModule:"]
     for name in datamodules.__all__:
         cls = getattr(datamodules, name)
-        if isinstance(cls, type) and issubclass(cls, LightningDataModule) and not inspect.isabstract(cls):
-            if name != "SegmentationDataModule":
+        if isinstance(cls, type) and issubclass(cls, datamodules.SegmentationDataModule):
+            if cls is not datamodules.SegmentationDataModule:
                 lines += describe(cls, "data.init_args")
     return "\n".join(lines)
 
@@ -142,5 +144,10 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
         raise SystemExit(2) from None
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The ``lightning-seg`` console script (returns nothing, so the exit status is 0 on success)."""
     main()
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -31,7 +31,7 @@ def test_overfitting_one_batch_drives_loss_down_and_miou_up(tmp_path) -> None:
     no_augmentation = {"__class_fullname__": "Compose", "transforms": []}
     dm = OneBatch(num_train=4, image_size=64, batch_size=4, rare_probability=1.0, train_transform=no_augmentation)
     model = SegmentationModule(
-        net=partial(SMPNet, encoder_depth=3, decoder_channels=(64, 32, 16)),
+        net=partial(SMPNet, arch_kwargs={"encoder_depth": 3, "decoder_channels": (64, 32, 16)}),
         num_classes=dm.num_classes, class_names=dm.class_names,
         optimizer=partial(torch.optim.Adam, lr=3e-3),
     )
@@ -90,3 +90,24 @@ def test_a_plain_loss_is_wrapped_and_bound_to_the_dataset() -> None:
     model = SegmentationModule(loss=CrossEntropyLoss(), num_classes=4, ignore_index=100)
     term = model.loss.terms[0].loss
     assert term.ignore_index == 100 and term.num_classes == 4
+
+
+def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path) -> None:
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+    class StopAtStep(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 3:
+                raise KeyboardInterrupt
+
+    dm = SyntheticDataModule(num_train=16, num_val=4, image_size=32, batch_size=4)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_on_exception=True)
+    trainer = _trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoints, StopAtStep()],
+                       num_sanity_val_steps=0, limit_val_batches=1)
+    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a clean exit after the callbacks ran
+        trainer.fit(SegmentationModule(num_classes=5), dm)
+    last = tmp_path / "ckpt" / "last.ckpt"
+    assert last.is_file() and torch.load(last, weights_only=False)["global_step"] == 3
+    resumed = _trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0, limit_val_batches=1)
+    resumed.fit(SegmentationModule(num_classes=5), dm, ckpt_path=last)
+    assert resumed.global_step == 8  # 2 epochs × 4 batches, the first 3 not repeated

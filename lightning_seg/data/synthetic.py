@@ -15,6 +15,8 @@ task needs texture and shape, not a colour threshold.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -162,8 +164,8 @@ class SyntheticDataModule(SegmentationDataModule):
         num_vessels: maximum vessels per image.
         rare_probability: probability that an image contains the rare object.
         noise: Gaussian noise standard deviation (0–1 scale).
-        batch_size, num_workers, pin_memory, persistent_workers, train_transform, val_transform,
-        test_transform, predict_transform: see :class:`~lightning_seg.data.base.SegmentationDataModule`.
+        **kwargs: loader, augmentation and normalisation options of
+            :class:`~lightning_seg.data.base.SegmentationDataModule` (``batch_size``, ``num_workers``, ...).
     """
 
     class_names = CLASS_NAMES
@@ -181,31 +183,16 @@ class SyntheticDataModule(SegmentationDataModule):
         num_vessels: int = 3,
         rare_probability: float = 0.5,
         noise: float = 0.06,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        train_transform: TransformSpec = None,
-        val_transform: TransformSpec = None,
-        test_transform: TransformSpec = None,
-        predict_transform: TransformSpec = None,
+        **kwargs: Any,
     ) -> None:
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
         if min(num_train, num_val, num_test) < 1:
-            raise ValueError(f"num_train, num_val and num_test must be at least 1, got {num_train}, {num_val}, {num_test}")
+            sizes = f"{num_train}, {num_val}, {num_test}"
+            raise ValueError(f"num_train, num_val and num_test must be at least 1, got {sizes}")
         if not 0.0 <= rare_probability <= 1.0:
             raise ValueError(f"rare_probability must be in [0, 1], got {rare_probability}")
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-            train_transform=train_transform,
-            val_transform=val_transform,
-            test_transform=test_transform,
-            predict_transform=predict_transform,
-        )
+        super().__init__(**kwargs)
         self.sizes = {"train": num_train, "val": num_val, "test": num_test, "predict": num_test}
         self.generator_args = {
             "image_size": image_size,

@@ -46,7 +46,8 @@ class SMPNet(nn.Module):
         in_channels: input image channels.
         presence_head: add smp's classification head predicting which classes occur in the image
             (the auxiliary output ``presence``, ``N×C``, for EncNet's semantic-encoding loss).
-        **kwargs: passed to the smp architecture (``encoder_depth``, ``decoder_channels``, ...).
+        arch_kwargs: further arguments of the smp architecture (``encoder_depth``, ``decoder_channels``,
+            ...), e.g. ``{"encoder_depth": 3, "decoder_channels": [64, 32, 16]}``.
 
     Shape:
         input ``N×in_channels×H×W`` → ``{"logits": N×C×H×W}`` (+ ``"presence": N×C``).
@@ -60,7 +61,7 @@ class SMPNet(nn.Module):
         encoder_weights: str | None = None,
         in_channels: int = 3,
         presence_head: bool = False,
-        **kwargs: Any,
+        arch_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if arch.lower() not in ARCHITECTURES:
@@ -68,6 +69,9 @@ class SMPNet(nn.Module):
         check_encoder(encoder_name)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if isinstance(encoder_weights, str) and encoder_weights.lower() in ("none", "null", ""):
+            # jsonargparse hands `--...encoder_weights=null` of a callable's argument over as a string.
+            encoder_weights = None
         aux_params = {"classes": num_classes} if presence_head else None
         self.model = smp.create_model(
             arch.lower(),
@@ -76,7 +80,7 @@ class SMPNet(nn.Module):
             in_channels=in_channels,
             classes=num_classes,
             aux_params=aux_params,
-            **kwargs,
+            **(arch_kwargs or {}),
         )
         self.stride = int(getattr(self.model.encoder, "output_stride", 32))
         self.in_channels = in_channels

@@ -1,0 +1,162 @@
+"""Loss speed relative to plain cross-entropy, and distance-map throughput (scipy vs OpenCV).
+
+Prints, for ``4×C×256×256`` logits (C = 5 and 19), the forward+backward time of every loss divided by
+that of :class:`~lightning_seg.losses.CrossEntropyLoss` measured in the same run, with the targets
+(region losses ≤ 2×, boundary loss with a precomputed map ≤ 1.5×); then signed distance maps per second
+per worker for scipy's and OpenCV's exact transforms, against the samples per second one training step
+of the quickstart network (U-Net, ResNet-18) consumes.
+
+    python benchmarks/losses.py [--device cpu|cuda] [--repeats 7] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+
+import lightning_seg.losses as L
+from lightning_seg.losses.distance import signed_distance_map
+
+SIZE = 256
+BATCH = 4
+REGION = {"DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalTverskyLoss", "LovaszSoftmaxLoss"}
+TARGETS = {**dict.fromkeys(REGION, 2.0), "BoundaryLoss": 1.5}
+
+
+def blob_masks(num_classes: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` masks ``SIZE×SIZE`` of random rectangles and discs, every class present, 1 % ignored."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    masks = np.zeros((count, SIZE, SIZE), dtype=np.uint8)
+    for mask in masks:
+        for k in range(1, num_classes):
+            for _ in range(3):
+                y, x, r = rng.integers(0, SIZE), rng.integers(0, SIZE), rng.integers(4, SIZE // 6)
+                if rng.random() < 0.5:
+                    mask[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = k
+                else:
+                    mask[y : y + r, x : x + 2 * r] = k
+        mask[rng.random((SIZE, SIZE)) < 0.01] = 255
+    return masks
+
+
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
+    """Fastest seconds of each function over ``repeats`` rounds after one warm-up.
+
+    The functions run interleaved, round after round, and the minimum is kept: on a shared machine that
+    is the least disturbed estimate, and every function sees the same disturbances.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def loss_ratios(num_classes: int, device: str, repeats: int) -> None:
+    masks = blob_masks(num_classes, BATCH)
+    target = torch.from_numpy(masks).long().to(device)
+    dist_map = torch.from_numpy(np.stack([signed_distance_map(m, num_classes) for m in masks])).to(device)
+    logits = torch.randn(BATCH, num_classes, SIZE, SIZE, device=device, requires_grad=True)
+    embeddings = torch.randn(BATCH, 8, SIZE, SIZE, device=device, requires_grad=True)
+    presence = torch.randn(BATCH, num_classes, device=device, requires_grad=True)
+    losses: dict[str, tuple[torch.nn.Module, Callable[[torch.nn.Module], torch.Tensor]]] = {
+        name: (getattr(L, name)(), lambda loss: loss(logits, target))
+        for name in ("CrossEntropyLoss", "FocalLoss", "OhemCrossEntropyLoss", "TopKLoss", *sorted(REGION))
+    }
+    for name in ("BoundaryLoss", "HausdorffDTLoss"):
+        losses[name] = (getattr(L, name)(), lambda loss: loss(logits, dist_map, target))
+    losses["SemanticEncodingLoss"] = (L.SemanticEncodingLoss(), lambda loss: loss(presence, target))
+    losses["DiscriminativeLoss"] = (L.DiscriminativeLoss(), lambda loss: loss(embeddings, target))
+
+    def step(loss: torch.nn.Module, call: Callable[[torch.nn.Module], torch.Tensor]) -> None:
+        call(loss).backward()
+
+    for loss, _ in losses.values():
+        loss.bind_dataset(num_classes, 255)
+        loss.to(device)
+    times = timed({name: lambda lc=lc: step(*lc) for name, lc in losses.items()}, repeats, device)
+    base = times["CrossEntropyLoss"]
+    print(f"\n{BATCH}×{num_classes}×{SIZE}×{SIZE} on {device}: cross-entropy forward+backward {base * 1e3:.1f} ms")
+    print(f"{'loss':<24}{'ms':>9}{'× CE':>8}  target")
+    for name, seconds in times.items():
+        target_ratio = TARGETS.get(name)
+        verdict = (
+            "" if target_ratio is None else f"≤ {target_ratio}× {'met' if seconds / base <= target_ratio else 'MISSED'}"
+        )
+        print(f"{name:<24}{seconds * 1e3:>9.1f}{seconds / base:>8.2f}  {verdict}")
+
+
+def scipy_signed_distance_map(mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """The same map with scipy's exact transform (the reference)."""
+    out = np.zeros((num_classes, *mask.shape), dtype=np.float32)
+    valid = mask != 255
+    for k in range(num_classes):
+        inside = mask == k
+        if inside.any() and not inside.all():
+            out[k] = distance_transform_edt(~inside) * ~inside - (distance_transform_edt(inside) - 1) * inside
+    out[:, ~valid] = 0
+    return out
+
+
+def distance_throughput(num_classes: int, repeats: int) -> None:
+    masks = blob_masks(num_classes, 8, seed=1)
+    fns = {"scipy": scipy_signed_distance_map, "opencv": signed_distance_map}
+    seconds = timed({k: lambda fn=fn: [fn(m, num_classes) for m in masks] for k, fn in fns.items()}, repeats, "cpu")
+    rates = {name: len(masks) / s for name, s in seconds.items()}
+    error = max(
+        float(np.abs(signed_distance_map(m, num_classes) - scipy_signed_distance_map(m, num_classes)).max())
+        for m in masks
+    )
+    print(
+        f"distance maps {SIZE}×{SIZE}, C={num_classes}: scipy {rates['scipy']:.0f}/s, opencv "
+        f"{rates['opencv']:.0f}/s per worker ({rates['opencv'] / rates['scipy']:.1f}×), max |diff| {error:.1e}"
+    )
+
+
+def training_rate(num_classes: int, device: str, repeats: int) -> float:
+    """Samples per second of one forward+backward of the quickstart network at ``SIZE×SIZE``."""
+    from lightning_seg.models import SMPNet
+
+    net = SMPNet(num_classes).to(device)
+    images = torch.randn(BATCH, 3, SIZE, SIZE, device=device)
+    target = torch.randint(0, num_classes, (BATCH, SIZE, SIZE), device=device)
+    loss = L.CrossEntropyLoss()
+    seconds = timed({"step": lambda: loss(net(images)["logits"], target).backward()}, repeats, device)
+    return BATCH / seconds["step"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for num_classes in (5, 19):
+        loss_ratios(num_classes, args.device, args.repeats)
+    print()
+    for num_classes in (5, 19):
+        distance_throughput(num_classes, args.repeats)
+        print(
+            f"  quickstart U-Net/ResNet-18 training consumes {training_rate(num_classes, args.device, 2):.1f} "
+            f"samples/s on {args.device}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""DataModules: the embedded synthetic dataset, a generic folder loader and public benchmarks."""
+
+from lightning_seg.data.ade20k import ADE20KDataModule
+from lightning_seg.data.base import SampleSource, SegmentationDataModule, SegmentationDataset
+from lightning_seg.data.camvid import CamVidDataModule
+from lightning_seg.data.cityscapes import CityscapesDataModule
+from lightning_seg.data.drive import DRIVEDataModule
+from lightning_seg.data.files import FileDataModule, FileSample, FileSource
+from lightning_seg.data.folder import FolderDataModule
+from lightning_seg.data.kvasir import KvasirSEGDataModule
+from lightning_seg.data.stats import ClassStats
+from lightning_seg.data.synthetic import SyntheticDataModule
+from lightning_seg.data.visualize import colorize
+from lightning_seg.data.voc import VOCDataModule
+
+__all__ = [
+    "ADE20KDataModule",
+    "CamVidDataModule",
+    "CityscapesDataModule",
+    "ClassStats",
+    "DRIVEDataModule",
+    "FileDataModule",
+    "FileSample",
+    "FileSource",
+    "FolderDataModule",
+    "KvasirSEGDataModule",
+    "SampleSource",
+    "SegmentationDataModule",
+    "SegmentationDataset",
+    "SyntheticDataModule",
+    "VOCDataModule",
+    "colorize",
+]

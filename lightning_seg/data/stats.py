@@ -1,0 +1,110 @@
+"""Per-class pixel and image counts of a set of masks, and their on-disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """Class statistics of a training set.
+
+    Attributes:
+        pixel_counts: labelled pixels per class (ignored pixels excluded), length ``C``.
+        image_counts: number of images that contain each class, length ``C``.
+        num_images: number of masks scanned.
+    """
+
+    pixel_counts: tuple[int, ...]
+    image_counts: tuple[int, ...]
+    num_images: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.pixel_counts)
+
+    @property
+    def pixel_frequency(self) -> np.ndarray:
+        """Fraction of labelled pixels per class (sums to 1)."""
+        counts = np.asarray(self.pixel_counts, dtype=np.float64)
+        return counts / max(counts.sum(), 1.0)
+
+    @property
+    def image_frequency(self) -> np.ndarray:
+        """Fraction of images containing each class."""
+        return np.asarray(self.image_counts, dtype=np.float64) / max(self.num_images, 1)
+
+    @classmethod
+    def from_masks(cls, masks: Iterable[np.ndarray], num_classes: int, ignore_index: int) -> ClassStats:
+        """Count pixels and images per class over ``masks`` (each ``H×W`` integer array)."""
+        pixels = np.zeros(num_classes, dtype=np.int64)
+        images = np.zeros(num_classes, dtype=np.int64)
+        n = 0
+        for mask in masks:
+            valid = mask[mask != ignore_index]
+            counts = np.bincount(valid.ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+            pixels += counts
+            images += counts > 0
+            n += 1
+        return cls(tuple(int(v) for v in pixels), tuple(int(v) for v in images), n)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ClassStats:
+        raw = json.loads(Path(path).read_text())
+        return cls(tuple(raw["pixel_counts"]), tuple(raw["image_counts"]), int(raw["num_images"]))
+
+
+def file_list_key(files: Iterable[str | Path], *extra: object) -> str:
+    """Hash a list of files (and settings such as the label mapping) into a short key."""
+    digest = hashlib.sha1()
+    for item in [*map(str, files), *map(repr, extra)]:
+        digest.update(item.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+#: Folder (inside a dataset root) that holds the cached class statistics.
+CACHE_DIRNAME = ".lightning_seg"
+
+
+def user_cache_dir() -> Path:
+    """Where caches go when a dataset folder is read-only: ``$LIGHTNING_SEG_CACHE``, else the XDG cache."""
+    if os.environ.get("LIGHTNING_SEG_CACHE"):
+        return Path(os.environ["LIGHTNING_SEG_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning_seg"
+
+
+def cached_class_stats(key: str, root: Path | None, compute: Callable[[], ClassStats]) -> ClassStats:
+    """Return the statistics cached under ``key``, computing and caching them on a miss.
+
+    The cache file ``class_stats_<key>.json`` is looked up in ``<root>/.lightning_seg/`` and then in
+    :func:`user_cache_dir`; a new one is written next to the data, or in the user cache when the data
+    folder cannot be written.
+    """
+    name = f"class_stats_{key}.json"
+    folders = ([root / CACHE_DIRNAME] if root is not None else []) + [user_cache_dir()]
+    for folder in folders:
+        if (folder / name).is_file():
+            try:
+                return ClassStats.from_json(folder / name)
+            except (ValueError, KeyError, TypeError):
+                continue  # a truncated or foreign file: scan again and overwrite it
+    stats = compute()
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stats.to_json(folder / name)
+        except OSError:
+            continue
+        break
+    return stats

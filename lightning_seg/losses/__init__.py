@@ -1,0 +1,64 @@
+"""Losses for semantic segmentation with rare classes.
+
+Families: distribution-based (:mod:`.distribution`), region-based (:mod:`.region`), boundary-based
+(:mod:`.boundary`), auxiliary/embedding (:mod:`.auxiliary`); :class:`CompositeLoss` sums scheduled terms
+(:mod:`.schedules`); :mod:`.class_weights` turns class statistics into class weights.
+"""
+
+from lightning_seg.losses.auxiliary import DiscriminativeLoss, SemanticEncodingLoss
+from lightning_seg.losses.base import ClassWeightedLoss, SegmentationLoss
+from lightning_seg.losses.boundary import BoundaryLoss, DistanceMapLoss, HausdorffDTLoss
+from lightning_seg.losses.class_weights import WEIGHTING_SCHEMES, compute_class_weights
+from lightning_seg.losses.composite import CompositeLoss, LossOutput, LossTerm, as_composite, bind_losses
+from lightning_seg.losses.distance import signed_distance_map
+from lightning_seg.losses.distribution import (
+    CrossEntropyLoss,
+    FocalLoss,
+    OhemCrossEntropyLoss,
+    PixelwiseLoss,
+    TopKLoss,
+)
+from lightning_seg.losses.region import (
+    DiceLoss,
+    FocalTverskyLoss,
+    GeneralizedDiceLoss,
+    LovaszSoftmaxLoss,
+    RegionLoss,
+    TverskyLoss,
+)
+from lightning_seg.losses.schedules import Constant, Cosine, LinearRamp, Rebalance, Step, WeightSchedule
+
+__all__ = [
+    "WEIGHTING_SCHEMES",
+    "BoundaryLoss",
+    "ClassWeightedLoss",
+    "CompositeLoss",
+    "Constant",
+    "Cosine",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "DiscriminativeLoss",
+    "DistanceMapLoss",
+    "FocalLoss",
+    "FocalTverskyLoss",
+    "GeneralizedDiceLoss",
+    "HausdorffDTLoss",
+    "LinearRamp",
+    "LossOutput",
+    "LossTerm",
+    "LovaszSoftmaxLoss",
+    "OhemCrossEntropyLoss",
+    "PixelwiseLoss",
+    "Rebalance",
+    "RegionLoss",
+    "SegmentationLoss",
+    "SemanticEncodingLoss",
+    "Step",
+    "TopKLoss",
+    "TverskyLoss",
+    "WeightSchedule",
+    "as_composite",
+    "bind_losses",
+    "compute_class_weights",
+    "signed_distance_map",
+]

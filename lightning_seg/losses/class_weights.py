@@ -1,0 +1,93 @@
+"""Per-class loss weights computed from a training set's class statistics.
+
+Every scheme returns a float64 array of length ``C``. A class with zero training pixels gets the largest
+weight of the classes that do have pixels (it is treated as the rarest class; never ``inf`` or ``NaN``);
+when no class has any pixel every weight is 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lightning_seg.data.stats import ClassStats
+
+
+def _fill_absent(weights: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Give classes without pixels the largest weight among classes with pixels."""
+    if not present.any():
+        return np.ones_like(weights)
+    return np.where(present, weights, weights[present].max())
+
+
+def inverse_frequency(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
+    """``1 / p_c`` with ``p_c`` the fraction of labelled pixels of class ``c``."""
+    freq = stats.pixel_frequency
+    present = freq > 0
+    return _fill_absent(1.0 / np.where(present, freq, 1.0), present)
+
+
+def median_frequency(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
+    """Median-frequency balancing, ``median(f) / f_c`` (Eigen & Fergus, ICCV 2015, arXiv 1411.4734).
+
+    ``f_c`` is the number of pixels of class ``c`` divided by the total number of pixels of the images
+    that contain ``c``. :class:`ClassStats` keeps per-class pixel and image counts, not per-image sizes,
+    so an image's size is taken as the mean number of labelled pixels per image (exact when all training
+    masks have the same size and no ignored pixels). The median is over classes with pixels.
+    """
+    pixels = np.asarray(stats.pixel_counts, dtype=np.float64)
+    images = np.asarray(stats.image_counts, dtype=np.float64)
+    present = pixels > 0
+    if not present.any():
+        return np.ones_like(pixels)
+    pixels_per_image = pixels.sum() / max(stats.num_images, 1)
+    freq = np.where(present, pixels / (np.maximum(images, 1.0) * pixels_per_image), 1.0)
+    return _fill_absent(np.median(freq[present]) / freq, present)
+
+
+def enet_weighting(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
+    """``1 / ln(1.02 + p_c)`` (Paszke et al., ENet, arXiv 1606.02147)."""
+    freq = stats.pixel_frequency
+    return _fill_absent(1.0 / np.log(1.02 + freq), freq > 0)
+
+
+def effective_number(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
+    """``(1 − β) / (1 − β^n_c)``, normalised to sum to ``C`` (Cui et al., CVPR 2019, arXiv 1901.05555).
+
+    ``n_c`` is the number of pixels of class ``c``; absent classes get the largest weight before the
+    normalisation.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"effective-number weighting needs 0 <= beta < 1, got beta={beta}")
+    counts = np.asarray(stats.pixel_counts, dtype=np.float64)
+    present = counts > 0
+    raw = _fill_absent((1.0 - beta) / np.where(present, 1.0 - np.power(beta, counts), 1.0), present)
+    return raw * len(raw) / raw.sum()
+
+
+#: Name → function ``(stats, beta) -> weights``.
+WEIGHTING_SCHEMES: dict[str, Callable[[ClassStats, float], np.ndarray]] = {
+    "inverse": inverse_frequency,
+    "median": median_frequency,
+    "enet": enet_weighting,
+    "effective": effective_number,
+}
+
+
+def compute_class_weights(stats: ClassStats, scheme: str = "median", beta: float = 0.999) -> np.ndarray:
+    """Per-class weights of ``stats`` by the named scheme (see :data:`WEIGHTING_SCHEMES`).
+
+    Args:
+        stats: the training set's class statistics.
+        scheme: ``inverse``, ``median``, ``enet`` or ``effective``.
+        beta: the effective-number hyper-parameter (ignored by the other schemes).
+
+    Returns:
+        float64 array of length ``stats.num_classes``, finite and positive.
+    """
+    if scheme not in WEIGHTING_SCHEMES:
+        raise ValueError(f"unknown class weighting scheme '{scheme}'; valid: {sorted(WEIGHTING_SCHEMES)}")
+    return WEIGHTING_SCHEMES[scheme](stats, beta)

@@ -1,0 +1,92 @@
+"""Class-weighting schemes against numbers worked by hand, and the loss-side ``weight`` argument."""
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_seg.data.stats import ClassStats
+from lightning_seg.losses import WEIGHTING_SCHEMES, CrossEntropyLoss, DiceLoss, FocalLoss, compute_class_weights
+
+# 100 labelled pixels in 3 images: class 0 in all three (60 px), class 1 in two (30), class 2 in one (10),
+# class 3 never. Pixel frequencies 0.6, 0.3, 0.1, 0.
+STATS = ClassStats(pixel_counts=(60, 30, 10, 0), image_counts=(3, 2, 1, 0), num_images=3)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "expected"),
+    [
+        # 1/p; the absent class takes the largest present weight.
+        ("inverse", [1 / 0.6, 1 / 0.3, 10.0, 10.0]),
+        # 33.3 px per image: f = 60/100, 30/66.7, 10/33.3 = 0.6, 0.45, 0.3; median 0.45.
+        ("median", [0.75, 1.0, 1.5, 1.5]),
+        # 1/ln(1.02 + p)
+        ("enet", [2.0728561, 3.6018937, 8.8238913, 8.8238913]),
+    ],
+)
+def test_schemes_match_hand_worked_numbers(scheme, expected):
+    np.testing.assert_allclose(compute_class_weights(STATS, scheme), expected, rtol=1e-6)
+
+
+def test_effective_number_hand_worked_and_sums_to_num_classes():
+    # (1 − 0.9) / (1 − 0.9^n) for n = 60, 30, 10 = 0.100180, 0.104427, 0.153533 (+ the max for class 3),
+    # rescaled to sum to 4.
+    weights = compute_class_weights(STATS, "effective", beta=0.9)
+    np.testing.assert_allclose(weights, [0.7831539, 0.8163527, 1.2002467, 1.2002467], rtol=1e-6)
+    assert weights.sum() == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("scheme", sorted(WEIGHTING_SCHEMES))
+def test_no_pixels_at_all_gives_ones(scheme):
+    weights = compute_class_weights(ClassStats((0, 0, 0), (0, 0, 0), 2), scheme)
+    np.testing.assert_array_equal(weights, np.ones(3))
+
+
+def test_unknown_scheme_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid: \\['effective', 'enet', 'inverse', 'median'\\]"):
+        compute_class_weights(STATS, "sqrt")
+
+
+@pytest.mark.parametrize("loss_class", [CrossEntropyLoss, FocalLoss, DiceLoss])
+def test_auto_weights_fill_the_buffer_at_bind_class_stats(loss_class):
+    loss = loss_class(weight="auto")
+    loss.bind_dataset(4, 255)
+    loss.bind_class_stats(STATS)
+    torch.testing.assert_close(loss.weight, torch.tensor([0.75, 1.0, 1.5, 1.5]))
+    assert "weight" in loss.state_dict()
+    restored = loss_class(weight="auto")
+    restored.bind_dataset(4, 255)
+    restored.load_state_dict(loss.state_dict())
+    logits, target = torch.randn(1, 4, 3, 3), torch.randint(0, 4, (1, 3, 3))
+    torch.testing.assert_close(restored(logits, target), loss(logits, target))
+
+
+def test_named_scheme_is_used():
+    loss = CrossEntropyLoss(weight="enet")
+    loss.bind_dataset(4, 255)
+    loss.bind_class_stats(STATS)
+    np.testing.assert_allclose(loss.weight.numpy(), compute_class_weights(STATS, "enet"), rtol=1e-6)
+
+
+def test_unknown_weight_name_raises_listing_valid_names():
+    with pytest.raises(ValueError, match="unknown class weight 'medain'.*'auto', 'effective'"):
+        CrossEntropyLoss(weight="medain")
+
+
+def test_wrong_length_raises_at_bind_dataset_naming_both_lengths():
+    loss = CrossEntropyLoss(weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match="2 class weights given but the dataset has 4 classes"):
+        loss.bind_dataset(4, 255)
+
+
+def test_scheme_without_stats_raises_on_first_forward():
+    loss = FocalLoss(weight="auto")
+    loss.bind_dataset(4, 255)
+    with pytest.raises(RuntimeError, match="needs the training set's class statistics"):
+        loss(torch.randn(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_stats_for_another_number_of_classes_raise():
+    loss = CrossEntropyLoss(weight="auto")
+    loss.bind_dataset(5, 255)
+    with pytest.raises(ValueError, match="cover 4 classes, the dataset has 5"):
+        loss.bind_class_stats(STATS)

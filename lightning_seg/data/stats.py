@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,31 @@ class ClassStats:
         pixel_counts: labelled pixels per class (ignored pixels excluded), length ``C``.
         image_counts: number of images that contain each class, length ``C``.
         num_images: number of masks scanned.
+        image_pixel_counts: for each class, the labelled pixels of all the images that contain it
+            (the denominator of median-frequency balancing), length ``C``.
+
+    Raises:
+        ValueError: if the per-class tuples differ in length, or a class has more pixels than the images
+            that contain it.
     """
 
     pixel_counts: tuple[int, ...]
     image_counts: tuple[int, ...]
     num_images: int
+    image_pixel_counts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.pixel_counts), len(self.image_counts), len(self.image_pixel_counts)}
+        if len(lengths) != 1:
+            raise ValueError(
+                f"ClassStats needs one count per class in every field, got pixel_counts={self.pixel_counts}, "
+                f"image_counts={self.image_counts}, image_pixel_counts={self.image_pixel_counts}"
+            )
+        if any(p > t for p, t in zip(self.pixel_counts, self.image_pixel_counts, strict=True)):
+            raise ValueError(
+                f"image_pixel_counts={self.image_pixel_counts} must be at least pixel_counts={self.pixel_counts} "
+                "class by class (a class's images hold all its pixels)"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -46,22 +66,43 @@ class ClassStats:
         """Count pixels and images per class over ``masks`` (each ``H×W`` integer array)."""
         pixels = np.zeros(num_classes, dtype=np.int64)
         images = np.zeros(num_classes, dtype=np.int64)
+        image_pixels = np.zeros(num_classes, dtype=np.int64)
         n = 0
         for mask in masks:
             valid = mask[mask != ignore_index]
             counts = np.bincount(valid.ravel().astype(np.int64), minlength=num_classes)[:num_classes]
             pixels += counts
             images += counts > 0
+            image_pixels += np.where(counts > 0, valid.size, 0)
             n += 1
-        return cls(tuple(int(v) for v in pixels), tuple(int(v) for v in images), n)
+        return cls(
+            pixel_counts=tuple(int(v) for v in pixels),
+            image_counts=tuple(int(v) for v in images),
+            num_images=n,
+            image_pixel_counts=tuple(int(v) for v in image_pixels),
+        )
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def from_json(cls, path: str | Path) -> ClassStats:
+        """Read statistics written by :meth:`to_json`.
+
+        Raises:
+            ValueError: if the file is not valid JSON or lacks a field (e.g. ``image_pixel_counts`` in a
+                file written before that field existed).
+        """
         raw = json.loads(Path(path).read_text())
-        return cls(tuple(raw["pixel_counts"]), tuple(raw["image_counts"]), int(raw["num_images"]))
+        missing = [f.name for f in fields(cls) if not isinstance(raw, dict) or f.name not in raw]
+        if missing:
+            raise ValueError(f"{path}: class statistics lack the fields {missing}; rescan the masks")
+        return cls(
+            pixel_counts=tuple(int(v) for v in raw["pixel_counts"]),
+            image_counts=tuple(int(v) for v in raw["image_counts"]),
+            num_images=int(raw["num_images"]),
+            image_pixel_counts=tuple(int(v) for v in raw["image_pixel_counts"]),
+        )
 
 
 def file_list_key(files: Iterable[str | Path], *extra: object) -> str:
@@ -97,8 +138,8 @@ def cached_class_stats(key: str, root: Path | None, compute: Callable[[], ClassS
         if (folder / name).is_file():
             try:
                 return ClassStats.from_json(folder / name)
-            except (ValueError, KeyError, TypeError):
-                continue  # a truncated or foreign file: scan again and overwrite it
+            except (ValueError, TypeError):
+                continue  # a truncated, foreign or older-format file: scan again and overwrite it
     stats = compute()
     for folder in folders:
         try:

@@ -33,18 +33,16 @@ def inverse_frequency(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
 def median_frequency(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
     """Median-frequency balancing, ``median(f) / f_c`` (Eigen & Fergus, ICCV 2015, arXiv 1411.4734).
 
-    ``f_c`` is the number of pixels of class ``c`` divided by the total number of pixels of the images
-    that contain ``c``. :class:`ClassStats` keeps per-class pixel and image counts, not per-image sizes,
-    so an image's size is taken as the mean number of labelled pixels per image (exact when all training
-    masks have the same size and no ignored pixels). The median is over classes with pixels.
+    ``f_c`` is the number of pixels of class ``c`` divided by the total number of labelled pixels of the
+    images that contain ``c`` (:attr:`ClassStats.image_pixel_counts`), so images of different sizes or
+    with ignored pixels count exactly. The median is over classes with pixels.
     """
     pixels = np.asarray(stats.pixel_counts, dtype=np.float64)
-    images = np.asarray(stats.image_counts, dtype=np.float64)
+    image_pixels = np.asarray(stats.image_pixel_counts, dtype=np.float64)
     present = pixels > 0
     if not present.any():
         return np.ones_like(pixels)
-    pixels_per_image = pixels.sum() / max(stats.num_images, 1)
-    freq = np.where(present, pixels / (np.maximum(images, 1.0) * pixels_per_image), 1.0)
+    freq = np.where(present, pixels / np.where(present, image_pixels, 1.0), 1.0)
     return _fill_absent(np.median(freq[present]) / freq, present)
 
 

@@ -38,9 +38,13 @@ def test_cache_is_written_next_to_the_data_and_reused(tmp_path, monkeypatch):
     files = list((root / ".lightning_seg").glob("class_stats_*.json"))
     assert len(files) == 1
     on_disk = json.loads(files[0].read_text())
-    pixels = [sum(int((m == k).sum()) for m in expected["train"].values()) for k in range(3)]
+    masks = list(expected["train"].values())
+    pixels = [sum(int((m == k).sum()) for m in masks) for k in range(3)]
+    image_pixels = [sum(int((m != 255).sum()) for m in masks if (m == k).any()) for k in range(3)]
     assert on_disk["pixel_counts"] == pixels == list(stats.pixel_counts)
+    assert on_disk["image_pixel_counts"] == image_pixels == list(stats.image_pixel_counts)
     assert on_disk["num_images"] == 4
+    assert ClassStats.from_json(files[0]) == stats
 
     _refuse_to_scan(monkeypatch)
     again = _datamodule(root)
@@ -84,6 +88,19 @@ def test_a_truncated_cache_file_is_rescanned(tmp_path):
     stats = _datamodule(root).class_stats
     (cache,) = (root / ".lightning_seg").glob("class_stats_*.json")
     cache.write_text('{"pixel_counts": [1, 2')
+    assert _datamodule(root).class_stats == stats
+    assert ClassStats.from_json(cache) == stats
+
+
+def test_a_cache_file_from_before_image_pixel_counts_is_rescanned_and_rewritten(tmp_path):
+    root = tmp_path / "data"
+    fx.make_folder(root)
+    stats = _datamodule(root).class_stats
+    (cache,) = (root / ".lightning_seg").glob("class_stats_*.json")
+    old = {k: v for k, v in json.loads(cache.read_text()).items() if k != "image_pixel_counts"}
+    cache.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"lack the fields \['image_pixel_counts'\]"):
+        ClassStats.from_json(cache)
     assert _datamodule(root).class_stats == stats
     assert ClassStats.from_json(cache) == stats
 

@@ -7,9 +7,12 @@ import torch
 from lightning_seg.data.stats import ClassStats
 from lightning_seg.losses import WEIGHTING_SCHEMES, CrossEntropyLoss, DiceLoss, FocalLoss, compute_class_weights
 
-# 100 labelled pixels in 3 images: class 0 in all three (60 px), class 1 in two (30), class 2 in one (10),
-# class 3 never. Pixel frequencies 0.6, 0.3, 0.1, 0.
-STATS = ClassStats(pixel_counts=(60, 30, 10, 0), image_counts=(3, 2, 1, 0), num_images=3)
+# 100 labelled pixels in 3 images of 40, 20 and 40 pixels: the first holds classes 0/1/2 (10/20/10 px),
+# the second 0/1 (10/10), the third only 0 (40); class 3 never. Pixel frequencies 0.6, 0.3, 0.1, 0; the
+# images containing each class hold 100, 60, 40 and 0 labelled pixels.
+STATS = ClassStats(
+    pixel_counts=(60, 30, 10, 0), image_counts=(3, 2, 1, 0), num_images=3, image_pixel_counts=(100, 60, 40, 0)
+)
 
 
 @pytest.mark.parametrize(
@@ -17,8 +20,8 @@ STATS = ClassStats(pixel_counts=(60, 30, 10, 0), image_counts=(3, 2, 1, 0), num_
     [
         # 1/p; the absent class takes the largest present weight.
         ("inverse", [1 / 0.6, 1 / 0.3, 10.0, 10.0]),
-        # 33.3 px per image: f = 60/100, 30/66.7, 10/33.3 = 0.6, 0.45, 0.3; median 0.45.
-        ("median", [0.75, 1.0, 1.5, 1.5]),
+        # f = 60/100, 30/60, 10/40 = 0.6, 0.5, 0.25; median 0.5.
+        ("median", [5 / 6, 1.0, 2.0, 2.0]),
         # 1/ln(1.02 + p)
         ("enet", [2.0728561, 3.6018937, 8.8238913, 8.8238913]),
     ],
@@ -35,9 +38,34 @@ def test_effective_number_hand_worked_and_sums_to_num_classes():
     assert weights.sum() == pytest.approx(4.0)
 
 
+def test_median_frequency_is_exact_for_masks_of_different_sizes_with_ignored_pixels():
+    ignore = 255
+    masks = [
+        np.zeros((2, 2), dtype=np.uint8),  # 4 labelled pixels, all class 0
+        np.array([0] * 8 + [1] * 6 + [2] * 2, dtype=np.uint8).reshape(4, 4),  # 16 labelled pixels
+        np.array([[1, 1, 1], [ignore, ignore, ignore]], dtype=np.uint8),  # 3 labelled pixels, class 1
+    ]
+    stats = ClassStats.from_masks(masks, num_classes=4, ignore_index=ignore)
+    assert stats.pixel_counts == (12, 9, 2, 0)
+    assert stats.image_counts == (2, 2, 1, 0)
+    # Class 0 is in the 4- and 16-pixel masks, class 1 in the 16-pixel one and the third (3 labelled).
+    assert stats.image_pixel_counts == (20, 19, 16, 0)
+    # f = 12/20, 9/19, 2/16; median 9/19; weights 15/19, 1, 72/19 and the largest for absent class 3.
+    exact = [15 / 19, 1.0, 72 / 19, 72 / 19]
+    np.testing.assert_allclose(compute_class_weights(stats, "median"), exact, rtol=1e-12)
+    # (Taking every image as the mean 23/3 labelled pixels would give 0.75, 1, 2.25 instead.)
+
+
+def test_class_stats_reject_inconsistent_counts():
+    with pytest.raises(ValueError, match="one count per class in every field"):
+        ClassStats((1, 2), (1, 1), 1, (3,))
+    with pytest.raises(ValueError, match=r"image_pixel_counts=\(3, 1\) must be at least pixel_counts=\(1, 2\)"):
+        ClassStats((1, 2), (1, 1), 1, (3, 1))
+
+
 @pytest.mark.parametrize("scheme", sorted(WEIGHTING_SCHEMES))
 def test_no_pixels_at_all_gives_ones(scheme):
-    weights = compute_class_weights(ClassStats((0, 0, 0), (0, 0, 0), 2), scheme)
+    weights = compute_class_weights(ClassStats((0, 0, 0), (0, 0, 0), 2, (0, 0, 0)), scheme)
     np.testing.assert_array_equal(weights, np.ones(3))
 
 
@@ -51,7 +79,7 @@ def test_auto_weights_fill_the_buffer_at_bind_class_stats(loss_class):
     loss = loss_class(weight="auto")
     loss.bind_dataset(4, 255)
     loss.bind_class_stats(STATS)
-    torch.testing.assert_close(loss.weight, torch.tensor([0.75, 1.0, 1.5, 1.5]))
+    torch.testing.assert_close(loss.weight, torch.tensor([5 / 6, 1.0, 2.0, 2.0]))
     assert "weight" in loss.state_dict()
     restored = loss_class(weight="auto")
     restored.bind_dataset(4, 255)

@@ -1,0 +1,140 @@
+"""How imbalanced the training set is, and the class weights each common scheme derives from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from lightning import LightningModule, Trainer
+from matplotlib.figure import Figure
+
+from lightning_seg.callbacks.reporting import (
+    DiagnosticCallback,
+    class_names,
+    log_figure,
+    log_scalars,
+    log_table,
+    save_json,
+)
+from lightning_seg.data.stats import ClassStats
+from lightning_seg.losses.class_weights import WEIGHTING_SCHEMES, compute_class_weights
+
+
+def imbalance_ratio(stats: ClassStats) -> float:
+    """Pixel count of the most frequent class over that of the least frequent class that occurs.
+
+    Classes without any training pixel are left out (their ratio would be infinite); they are listed
+    separately by :func:`distribution_table`'s ``pixel_count`` of 0.
+    """
+    counts = np.asarray(stats.pixel_counts, dtype=np.float64)
+    present = counts[counts > 0]
+    if present.size == 0:
+        raise ValueError(f"class statistics hold no labelled pixel (pixel_counts={stats.pixel_counts})")
+    return float(present.max() / present.min())
+
+
+def distribution_table(stats: ClassStats, names: Sequence[str], beta: float) -> pd.DataFrame:
+    """One row per class: pixel and image counts and frequencies, and the weight of every scheme.
+
+    The weights come from :func:`lightning_seg.losses.class_weights.compute_class_weights`, the same
+    function a loss's ``weight="auto"`` uses, so the table shows exactly what a loss would apply.
+    """
+    if len(names) != stats.num_classes:
+        raise ValueError(f"got {len(names)} class names {list(names)} for {stats.num_classes} classes")
+    frame = pd.DataFrame(
+        {
+            "class": list(names),
+            "pixel_count": np.asarray(stats.pixel_counts, dtype=np.int64),
+            "pixel_frequency": stats.pixel_frequency,
+            "image_count": np.asarray(stats.image_counts, dtype=np.int64),
+            "image_frequency": stats.image_frequency,
+        }
+    )
+    for scheme in WEIGHTING_SCHEMES:
+        weights = compute_class_weights(stats, scheme=scheme, beta=beta)
+        frame[f"weight_{scheme}"] = np.asarray(weights, dtype=np.float64)
+    return frame
+
+
+def distribution_figure(frame: pd.DataFrame, ratio: float) -> Figure:
+    """Bar charts (log scale) of the class frequencies and of every scheme's weights."""
+    weight_columns = [c for c in frame.columns if c.startswith("weight_")]
+    figure = Figure(figsize=(max(6.0, 1.1 * len(frame) + 3), 6.5), layout="constrained")
+    top, bottom = figure.subplots(2, 1)
+    _grouped_bars(top, frame, ["pixel_frequency", "image_frequency"])
+    top.set_ylabel("frequency (log)")
+    top.set_title(f"Class frequency in the training set (imbalance ratio {ratio:,.0f} : 1)")
+    _grouped_bars(bottom, frame, weight_columns)
+    bottom.set_ylabel("class weight (log)")
+    bottom.set_title("Class weights by scheme")
+    return figure
+
+
+def _grouped_bars(axes, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    positions = np.arange(len(frame))
+    width = 0.8 / len(columns)
+    for k, column in enumerate(columns):
+        values = frame[column].to_numpy(dtype=np.float64)
+        # A zero cannot be drawn on a log axis; leave that bar out.
+        axes.bar(
+            positions + (k - (len(columns) - 1) / 2) * width,
+            np.where(values > 0, values, np.nan),
+            width,
+            label=column.removeprefix("weight_"),
+        )
+    axes.set_yscale("log")
+    axes.set_xticks(positions, frame["class"], rotation=30, ha="right")
+    axes.legend(fontsize="small")
+
+
+class ClassDistribution(DiagnosticCallback):
+    """Reports the training set's class distribution once, when fitting starts.
+
+    From ``trainer.datamodule.class_stats`` it writes, under ``<run dir>/diagnostics/class_distribution``:
+    ``class_distribution.csv`` (one row per class: pixel/image counts and frequencies, weights of
+    every scheme), ``class_distribution.json`` (the same plus the imbalance ratio) and
+    ``class_distribution.png`` (log-scale bar charts); the figure and table also go to W&B /
+    TensorBoard, and ``data/imbalance_ratio`` to every logger.
+
+    Weighting schemes (:mod:`lightning_seg.losses.class_weights`): inverse frequency; median-frequency
+    balancing (Eigen & Fergus, ICCV 2015); ENet's ``1 / ln(1.02 + p)`` (Paszke et al. 2016); effective
+    number of samples ``(1 − β) / (1 − β^n)`` (Cui et al., CVPR 2019).
+
+    Args:
+        beta: β of the effective-number scheme.
+    """
+
+    folder = "class_distribution"
+
+    def __init__(self, beta: float = 0.999) -> None:
+        super().__init__(every_n_epochs=1)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        self.beta = beta
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        stats = getattr(trainer.datamodule, "class_stats", None)
+        if not isinstance(stats, ClassStats):
+            raise TypeError(
+                f"ClassDistribution needs a DataModule with a `class_stats` ClassStats property, "
+                f"got {type(trainer.datamodule).__name__}"
+            )
+        frame = distribution_table(stats, class_names(trainer, stats.num_classes), self.beta)
+        ratio = imbalance_ratio(stats)
+        key = "diagnostics/class_distribution"
+        log_table(trainer, key, frame, self.out_dir / "class_distribution.csv")
+        log_figure(trainer, key, distribution_figure(frame, ratio), self.out_dir / "class_distribution.png")
+        log_scalars(trainer, {"data/imbalance_ratio": ratio})
+        save_json(
+            self.out_dir / "class_distribution.json",
+            {
+                "num_images": stats.num_images,
+                "imbalance_ratio": ratio,
+                "absent_classes": frame.loc[frame["pixel_count"] == 0, "class"].tolist(),
+                "beta": self.beta,
+                "classes": frame.to_dict(orient="records"),
+            },
+        )

@@ -1,0 +1,134 @@
+"""Which classes the loss and its gradient come from, over the validation set."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning import LightningModule, Trainer
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from lightning_seg.callbacks.reporting import BatchDiagnostic, class_names, log_figure, save_csv
+
+SHARES = ("pixel_share", "ce_share", "grad_share")
+
+
+def class_loss_sums(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Per true class: labelled pixels, summed pixel cross-entropy, summed gradient norm on the logits.
+
+    For a pixel of true class ``y`` with softmax ``p``, the cross-entropy is ``−log p_y`` and its
+    gradient with respect to the pixel's logits is ``p − e_y``; its Euclidean norm measures how hard
+    that pixel pulls on the network. Summing both per true class shows where the loss and the gradient
+    go (a rare class with a large share of the gradient is being learned; one with a tiny share is not).
+
+    Shape:
+        logits ``N×C×H×W``, target ``N×H×W`` int64 → ``3×C`` float64 (pixels, CE sum, gradient-norm sum).
+    """
+    num_classes = logits.shape[1]
+    valid = target != ignore_index
+    # Ignored pixels are counted in an extra bin (index C) that is dropped, so no boolean indexing copies.
+    bins = torch.where(valid, target, num_classes).flatten()
+    log_probs = torch.log_softmax(logits.detach().float(), dim=1)
+    log_p_true = log_probs.gather(1, torch.where(valid, target, 0).unsqueeze(1)).squeeze(1)
+    p_true = log_p_true.exp()
+    # ‖p − e_y‖² = Σ_c p_c² − 2 p_y + 1
+    grad_norm = (log_probs.mul(2).exp().sum(1) - 2 * p_true + 1).clamp_min(0).sqrt()
+    dtype = torch.float32 if logits.device.type == "mps" else torch.float64
+    sums = [
+        torch.bincount(bins, minlength=num_classes + 1).to(dtype),
+        torch.bincount(bins, weights=-log_p_true.flatten(), minlength=num_classes + 1).to(dtype),
+        torch.bincount(bins, weights=grad_norm.flatten(), minlength=num_classes + 1).to(dtype),
+    ]
+    return torch.stack(sums)[:, :num_classes]
+
+
+def breakdown_table(sums: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """Shares of pixels, cross-entropy and gradient norm per class (each column sums to 1).
+
+    Shape:
+        sums ``3×C`` (from :func:`class_loss_sums`) → one row per class.
+    """
+    pixels, ce, grad = (np.asarray(row, dtype=np.float64) for row in sums)
+    return pd.DataFrame(
+        {
+            "class": names,
+            "pixels": pixels.astype(np.int64),
+            "pixel_share": pixels / max(pixels.sum(), 1.0),
+            "ce_share": ce / max(ce.sum(), np.finfo(float).tiny),
+            "grad_share": grad / max(grad.sum(), np.finfo(float).tiny),
+            "mean_ce": np.divide(ce, pixels, out=np.full_like(ce, np.nan), where=pixels > 0),
+        }
+    )
+
+
+def breakdown_figure(frame: pd.DataFrame, title: str) -> Figure:
+    """Draw grouped bars (log scale) of each class's share of pixels, cross-entropy and gradient norm."""
+    figure = Figure(figsize=(max(6.0, 1.1 * len(frame) + 3), 4), layout="constrained")
+    axes = figure.subplots()
+    positions = np.arange(len(frame))
+    width = 0.8 / len(SHARES)
+    for k, column in enumerate(SHARES):
+        values = frame[column].to_numpy(dtype=np.float64)
+        axes.bar(positions + (k - 1) * width, np.where(values > 0, values, np.nan), width, label=column)
+    axes.set_yscale("log")
+    axes.set_xticks(positions, frame["class"], rotation=30, ha="right")
+    axes.set_ylabel("share (log)")
+    axes.set_title(title)
+    axes.legend(fontsize="small")
+    return figure
+
+
+class LossBreakdown(BatchDiagnostic):
+    """Per-class share of the pixel cross-entropy and of its gradient on the logits, per validation epoch.
+
+    Reads ``outputs["logits"]`` and ``outputs["target"]`` of each validation batch (no extra forward
+    pass) and accumulates :func:`class_loss_sums`. The cross-entropy is computed here whatever loss the
+    module trains with: it is the common yardstick of how much each class's pixels are still wrong.
+    The module already logs each loss term and weight; this callback is about classes.
+
+    Logs ``val/loss_share/<class>`` and ``val/grad_share/<class>`` through ``pl_module.log`` (so every
+    logger, CSV included, gets them) and writes under ``<run dir>/diagnostics/loss_breakdown``:
+    ``history.csv`` (every epoch) and ``epoch_XXX.png`` (bars of pixel, loss and gradient shares).
+
+    Args:
+        every_n_epochs: accumulate and report on every n-th validation epoch.
+    """
+
+    folder = "loss_breakdown"
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        super().__init__(every_n_epochs)
+        self._sums: Tensor | None = None
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._sums = None
+
+    def collect(self, trainer: Trainer, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]) -> None:
+        sums = class_loss_sums(outputs["logits"], outputs["target"], trainer.datamodule.ignore_index)
+        self._sums = sums if self._sums is None else self._sums + sums
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.is_due(trainer) or self._sums is None:
+            return
+        sums = trainer.strategy.reduce(self._sums, reduce_op="sum").cpu().numpy()
+        frame = breakdown_table(sums, class_names(trainer, sums.shape[1]))
+        for name, ce_share, grad_share in zip(
+            frame["class"], frame["ce_share"], frame["grad_share"], strict=True
+        ):
+            pl_module.log(f"val/loss_share/{name}", float(ce_share))
+            pl_module.log(f"val/grad_share/{name}", float(grad_share))
+        if not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch
+        save_csv(self.out_dir / "history.csv", self.record(epoch, frame))
+        title = f"Where the validation loss comes from, epoch {epoch}"
+        log_figure(
+            trainer,
+            "diagnostics/loss_breakdown",
+            breakdown_figure(frame, title),
+            self.out_dir / f"{self.epoch_tag(trainer)}.png",
+        )

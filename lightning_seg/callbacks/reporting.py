@@ -1,0 +1,194 @@
+"""Where diagnostics go: every logger the Trainer has, and always files under the run directory.
+
+One figure, table or set of scalars is written once through these helpers, which fan it out to
+W&B (images, tables), TensorBoard (figures, markdown tables) and CSV (scalars), and also save it as
+PNG / CSV / JSON under ``<run dir>/diagnostics`` so that a run without any tracker still keeps every
+diagnostic on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import Tensor
+
+from lightning_seg.data.visualize import default_palette
+
+DIAGNOSTICS_DIR = "diagnostics"
+
+
+def run_dir(trainer: Trainer) -> Path:
+    """``<log dir or default_root_dir>/diagnostics`` of ``trainer``.
+
+    ``trainer.log_dir`` broadcasts from rank zero, so this must be called on every process (a
+    callback calls it in ``setup``).
+    """
+    return Path(trainer.log_dir or trainer.default_root_dir) / DIAGNOSTICS_DIR
+
+
+def save_json(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` (parents created) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def save_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as CSV (no index) to ``path`` (parents created) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def last_confusion(pl_module: LightningModule, stage: str) -> np.ndarray:
+    """Return the confusion matrix (``C×C`` int64, rows true) the module stored at the end of ``stage``."""
+    stored = getattr(pl_module, "last_confusion", None)
+    if not isinstance(stored, Mapping) or stage not in stored:
+        raise TypeError(
+            f"{type(pl_module).__name__} has no last_confusion[{stage!r}]; the diagnostics callbacks need a "
+            "module that stores each epoch's confusion matrix (lightning_seg.module.SegmentationModule)"
+        )
+    return np.asarray(stored[stage].detach().cpu(), dtype=np.int64)
+
+
+def log_figure(trainer: Trainer, key: str, figure: Figure, path: Path) -> Path:
+    """Save ``figure`` as PNG at ``path`` and send it to every image-capable logger under ``key``.
+
+    The figure is drawn once; W&B receives the PNG file, TensorBoard the same pixels (``add_image``).
+    """
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, compress_level=1)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, pixels, global_step=trainer.global_step, dataformats="HWC")
+    return path
+
+
+def log_table(trainer: Trainer, key: str, frame: pd.DataFrame, path: Path) -> Path:
+    """Save ``frame`` as CSV at ``path`` and send it as a W&B table / TensorBoard markdown text."""
+    save_csv(path, frame)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key, dataframe=frame, step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(key, _markdown(frame), global_step=trainer.global_step)
+    return path
+
+
+def log_scalars(trainer: Trainer, metrics: Mapping[str, float]) -> None:
+    """Send scalars to every logger at the current global step (where ``self.log`` is not allowed)."""
+    for logger in trainer.loggers:
+        logger.log_metrics(dict(metrics), step=trainer.global_step)
+
+
+def class_names(trainer: Trainer, num_classes: int) -> list[str]:
+    """Return the DataModule's class names, or ``class_<i>`` when it has none of the right length."""
+    names = list(getattr(trainer.datamodule, "class_names", None) or [])
+    return names if len(names) == num_classes else [f"class_{i}" for i in range(num_classes)]
+
+
+def class_colors(trainer: Trainer, num_classes: int) -> np.ndarray:
+    """Return the DataModule's palette as ``C×3`` uint8 RGB, or the default palette when it has none."""
+    palette = getattr(trainer.datamodule, "palette", None) or []
+    if len(palette) != num_classes:
+        palette = default_palette(num_classes)
+    return np.asarray(palette, dtype=np.uint8).reshape(num_classes, 3)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """Render ``frame`` as a markdown table (floats with 4 decimals) for TensorBoard's text tab."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = [
+        "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+class DiagnosticCallback(Callback):
+    """Base of the diagnostics callbacks: the output folder, the epoch schedule and the rank-zero rule.
+
+    Args:
+        every_n_epochs: run on validation epochs whose 1-based number is a multiple of this.
+    """
+
+    #: sub-folder of ``<run dir>/diagnostics`` for this callback's files.
+    folder: str = ""
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        self.every_n_epochs = every_n_epochs
+        self.history: list[dict[str, Any]] = []
+        self._root: Path | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._root = run_dir(trainer)
+
+    @property
+    def out_dir(self) -> Path:
+        """``<run dir>/diagnostics/<folder>``, known once the Trainer has called ``setup``."""
+        if self._root is None:
+            raise RuntimeError(f"{type(self).__name__} has no output directory before Trainer.setup")
+        return self._root / self.folder
+
+    def is_due(self, trainer: Trainer) -> bool:
+        """Whether this validation epoch is one to report on (never during the sanity check)."""
+        return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def record(self, epoch: int, frame: pd.DataFrame) -> pd.DataFrame:
+        """Store ``frame``'s rows under ``epoch`` in :attr:`history` (replacing earlier ones); return all."""
+        self.history = [row for row in self.history if row["epoch"] != epoch]
+        self.history += [{"epoch": epoch, **row} for row in frame.to_dict(orient="records")]
+        return pd.DataFrame(self.history)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+
+    @staticmethod
+    def epoch_tag(trainer: Trainer) -> str:
+        return f"epoch_{trainer.current_epoch:03d}"
+
+
+class BatchDiagnostic(DiagnosticCallback, ABC):
+    """A diagnostic that reads every validation batch's outputs on the epochs it reports on."""
+
+    def collects(self, trainer: Trainer) -> bool:
+        """Whether to read this batch (by default on every process, on the epochs that are due)."""
+        return self.is_due(trainer)
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.collects(trainer):
+            self.collect(trainer, outputs, batch)
+
+    @abstractmethod
+    def collect(self, trainer: Trainer, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]) -> None:
+        """Read one validation batch and its step outputs (``logits``, ``preds``, ``target``)."""

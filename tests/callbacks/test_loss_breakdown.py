@@ -1,0 +1,73 @@
+"""LossBreakdown: per-class cross-entropy and gradient sums against autograd."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lightning_seg.callbacks import LossBreakdown
+from lightning_seg.callbacks.loss_breakdown import breakdown_table, class_loss_sums
+
+
+def crafted_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 3, 5, 4, generator=generator)
+    target = torch.randint(0, 3, (2, 5, 4), generator=generator)
+    target[0, 0, :2] = 255
+    target[target == 2] = 1  # class 2 never occurs
+    target[1, 4, 3] = 2  # except in one pixel
+    return logits, target
+
+
+def test_sums_match_cross_entropy_and_its_autograd_gradient() -> None:
+    logits, target = crafted_batch()
+    leaf = logits.clone().requires_grad_(True)
+    pixel_ce = F.cross_entropy(leaf, target, ignore_index=255, reduction="none")
+    (grad,) = torch.autograd.grad(pixel_ce.sum(), leaf)
+    grad_norm = grad.norm(dim=1)
+    sums = class_loss_sums(logits, target, ignore_index=255)
+    for c in range(3):
+        where = target == c
+        assert sums[0, c] == where.sum()
+        assert sums[1, c].item() == pytest.approx(pixel_ce[where].sum().item(), rel=1e-5)
+        assert sums[2, c].item() == pytest.approx(grad_norm[where].sum().item(), rel=1e-5)
+
+
+def test_table_shares_sum_to_one() -> None:
+    frame = breakdown_table(np.array([[6.0, 3.0, 1.0], [1.0, 2.0, 1.0], [2.0, 1.0, 1.0]]), ["a", "b", "c"])
+    np.testing.assert_allclose(frame["pixel_share"], [0.6, 0.3, 0.1])
+    np.testing.assert_allclose(frame["ce_share"], [0.25, 0.5, 0.25])
+    np.testing.assert_allclose(frame["grad_share"], [0.5, 0.25, 0.25])
+    np.testing.assert_allclose(frame["mean_ce"], [1 / 6, 2 / 3, 1.0])
+
+
+class RecordingModule(SimpleNamespace):
+    def log(self, name: str, value: float) -> None:
+        self.logged[name] = value
+
+
+def test_callback_accumulates_batches_and_logs_shares(make_trainer, tmp_path) -> None:
+    batches = [crafted_batch(0), crafted_batch(1)]
+    strategy = SimpleNamespace(reduce=lambda tensor, reduce_op: tensor)
+    datamodule = SimpleNamespace(class_names=("sky", "road", "rare"), ignore_index=255)
+    trainer = make_trainer(datamodule, epoch=0, strategy=strategy)
+    module = RecordingModule(logged={})
+    callback = LossBreakdown()
+    callback.setup(trainer, module, "fit")
+    callback.on_validation_epoch_start(trainer, module)
+    for i, (logits, target) in enumerate(batches):
+        callback.on_validation_batch_end(trainer, module, {"logits": logits, "target": target}, {}, i)
+    callback.on_validation_epoch_end(trainer, module)
+    names = list(datamodule.class_names)
+    expected = breakdown_table(sum(class_loss_sums(lg, tg, 255) for lg, tg in batches).numpy(), names)
+    history = pd.read_csv(tmp_path / "diagnostics" / "loss_breakdown" / "history.csv")
+    np.testing.assert_allclose(history["ce_share"], expected["ce_share"])
+    assert history["pixels"].sum() == sum(int((t != 255).sum()) for _, t in batches)
+    for name, share in zip(names, expected["grad_share"], strict=True):
+        assert module.logged[f"val/grad_share/{name}"] == pytest.approx(share)
+    assert (tmp_path / "diagnostics" / "loss_breakdown" / "epoch_000.png").is_file()

@@ -84,14 +84,19 @@ class StepTimer:
 
 def lightning_loop(batches: list[dict], device: torch.device) -> float:
     torch.manual_seed(0)
-    model = SegmentationModule(
-        net=SMPNet, num_classes=5, optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3)
-    )
+    model = SegmentationModule(net=SMPNet, num_classes=5, optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3))
     timer = StepTimer()
     model.on_train_batch_end = lambda outputs, batch, batch_idx: timer(batch_idx, device)
     trainer = Trainer(
-        max_epochs=1, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, log_every_n_steps=1,
+        max_epochs=1,
+        accelerator=device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        log_every_n_steps=1,
     )
     trainer.fit(model, Batches(batches))
     return (timer.end - timer.start) / (len(batches) - 1)
@@ -120,7 +125,8 @@ def main() -> None:
     print(f"device: {device}, batch {args.batch_size}×3×{args.image_size}², {args.steps} steps, best of {args.repeats}")
     print(f"plain PyTorch loop : {best_plain * 1000:8.1f} ms/step")
     print(f"SegmentationModule : {best_lightning * 1000:8.1f} ms/step")
-    print(f"ratio (Lightning / plain): {best_lightning / best_plain:.3f}  (overhead {100 * (best_lightning / best_plain - 1):+.1f} %)")
+    ratio = best_lightning / best_plain
+    print(f"ratio (Lightning / plain): {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f} %)")
 
 
 if __name__ == "__main__":

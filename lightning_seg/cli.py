@@ -33,7 +33,10 @@ def format_scores(metrics: dict[str, float], stage: str, class_names: list[str])
         return "   n/a" if value is None or math.isnan(float(value)) else f"{float(value):6.3f}"
 
     width = max(len("class"), *(len(n) for n in class_names))
-    lines = [f"{stage} mIoU: {cell(f'{stage}/miou').strip()}", f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in SCORES)]
+    lines = [
+        f"{stage} mIoU: {cell(f'{stage}/miou').strip()}",
+        f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in SCORES),
+    ]
     for name in class_names:
         lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(f'{stage}/{s}/{name}'):>9}" for s in SCORES))
     return "\n".join(lines)

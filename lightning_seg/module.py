@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from lightning_seg.losses import CrossEntropyLoss, LossOutput, SegmentationLoss
 from lightning_seg.losses.composite import as_composite, bind_losses
-from lightning_seg.metrics import SegmentationMetrics
+from lightning_seg.metrics import SegmentationMetrics, class_map
 from lightning_seg.models import SMPNet
 
 STAGES = ("train", "val", "test")
@@ -64,7 +64,9 @@ class SegmentationModule(LightningModule):
         self.ignore_index = ignore_index
         self.class_names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
         if len(self.class_names) != num_classes:
-            raise ValueError(f"got {len(self.class_names)} class names {self.class_names} for num_classes={num_classes}")
+            raise ValueError(
+                f"got {len(self.class_names)} class names {self.class_names} for num_classes={num_classes}"
+            )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(net)
@@ -107,7 +109,7 @@ class SegmentationModule(LightningModule):
             self._check_outputs(outputs, batch["mask"])
             self._checked_stages.add(stage)
         loss = self.loss(outputs, batch)
-        preds = outputs["logits"].argmax(1)
+        preds = class_map(outputs["logits"])
         self.stage_metrics(stage).update(preds, batch["mask"])
         return loss, outputs, preds
 
@@ -135,7 +137,7 @@ class SegmentationModule(LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         logits = self(batch["image"])["logits"]
-        return {"preds": logits.argmax(1), "probs": logits.softmax(1), "names": batch["meta"]["name"]}
+        return {"preds": class_map(logits), "probs": logits.softmax(1), "names": batch["meta"]["name"]}
 
     # ----- epoch ends: one confusion matrix per stage -> every score -----
     def _log_epoch_scores(self, stage: str) -> None:
@@ -208,7 +210,9 @@ class SegmentationModule(LightningModule):
     def _check_batch(self, batch: dict[str, Any], stage: str) -> None:
         missing = [k for k in ("image", "mask") if k not in batch]
         if missing:
-            raise ValueError(f"{stage} batches must be dicts with 'image' and 'mask'; missing {missing} in {sorted(batch)}")
+            raise ValueError(
+                f"{stage} batches must be dicts with 'image' and 'mask'; missing {missing} in {sorted(batch)}"
+            )
         image, mask = batch["image"], batch["mask"]
         if image.ndim != 4 or not image.is_floating_point():
             raise ValueError(f"{stage} images must be float N×C×H×W, got {image.dtype} {tuple(image.shape)}")
@@ -231,4 +235,6 @@ class SegmentationModule(LightningModule):
             raise ValueError(f"the network must return logits or a dict with 'logits', got keys {sorted(outputs)}")
         expected = (mask.shape[0], self.num_classes, *mask.shape[-2:])
         if tuple(logits.shape) != expected:
-            raise ValueError(f"the network returned logits of shape {tuple(logits.shape)}, expected N×C×H×W = {expected}")
+            raise ValueError(
+                f"the network returned logits of shape {tuple(logits.shape)}, expected N×C×H×W = {expected}"
+            )

@@ -18,7 +18,9 @@ from .conftest import QUICKSTART, REPO, TINY_DATA
 from .wandb_log import history_keys
 
 SHORT_FIT = [
-    "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
     "--trainer.log_every_n_steps=1",
 ]
 
@@ -26,7 +28,12 @@ SHORT_FIT = [
 def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "lightning_seg.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "lightning_seg.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -43,7 +50,9 @@ def test_fit_then_test_and_predict_from_the_checkpoint(tmp_path: Path) -> None:
     assert test.returncode == 0, test.stderr[-3000:]
     assert "test mIoU:" in test.stdout
 
-    predict = run_command(["predict", "--config", str(QUICKSTART), *TINY_DATA, "--ckpt_path", str(checkpoint)], tmp_path)
+    predict = run_command(
+        ["predict", "--config", str(QUICKSTART), *TINY_DATA, "--ckpt_path", str(checkpoint)], tmp_path
+    )
     assert predict.returncode == 0, predict.stderr[-3000:]
     written = sorted((tmp_path / "runs/quickstart/predictions").glob("*.png"))
     assert [p.name for p in written] == [f"synthetic_predict_{i:05d}.png" for i in range(4)]
@@ -93,8 +102,13 @@ def test_help_lists_model_and_data_options(capsys: pytest.CaptureFixture) -> Non
         main(["fit", "--help"])
     text = capsys.readouterr().out
     assert "--trainer.max_epochs" in text
-    for option in ("--model.init_args.net ", "--model.init_args.loss ", "--model.init_args.net.init_args.arch ",
-                   "--data.init_args.image_size ", "--data.init_args.rare_probability "):
+    for option in (
+        "--model.init_args.net ",
+        "--model.init_args.loss ",
+        "--model.init_args.net.init_args.arch ",
+        "--data.init_args.image_size ",
+        "--data.init_args.rare_probability ",
+    ):
         assert option in text
 
 
@@ -102,12 +116,17 @@ def test_help_lists_model_and_data_options(capsys: pytest.CaptureFixture) -> Non
     ("override", "message"),
     [
         ("--model.init_args.net.init_args.arch=Unte", "unknown architecture 'Unte'. Did you mean Unet?"),
-        ("--model.init_args.net.init_args.encoder_name=resnet180", "unknown encoder 'resnet180'. Did you mean resnet18"),
+        (
+            "--model.init_args.net.init_args.encoder_name=resnet180",
+            "unknown encoder 'resnet180'. Did you mean resnet18",
+        ),
         ("--trainer.max_epohs=3", "unrecognized arguments: --trainer.max_epohs"),
         ("--model.init_args.no_such_key=3", "no_such_key"),
     ],
 )
-def test_config_errors_are_one_clear_line(in_tmp: Path, capsys: pytest.CaptureFixture, override: str, message: str) -> None:
+def test_config_errors_are_one_clear_line(
+    in_tmp: Path, capsys: pytest.CaptureFixture, override: str, message: str
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(["fit", "--config", str(QUICKSTART), *TINY_DATA, "--trainer.fast_dev_run=true", override])
     assert info.value.code == 2
@@ -133,8 +152,18 @@ def test_num_classes_mismatch_with_checkpoint_is_one_line(in_tmp: Path, capsys: 
     sys.path.insert(0, str(in_tmp))
     try:
         with pytest.raises(SystemExit):
-            main(["validate", "--config", str(QUICKSTART), "--data", "three.ThreeClasses", *TINY_DATA,
-                  "--ckpt_path", str(checkpoint)])
+            main(
+                [
+                    "validate",
+                    "--config",
+                    str(QUICKSTART),
+                    "--data",
+                    "three.ThreeClasses",
+                    *TINY_DATA,
+                    "--ckpt_path",
+                    str(checkpoint),
+                ]
+            )
     finally:
         sys.path.remove(str(in_tmp))
     assert "trained with num_classes=5 but the data has num_classes=3" in capsys.readouterr().err
@@ -145,7 +174,11 @@ def test_wandb_config_runs_offline_and_writes_its_run_directory(tmp_path: Path) 
     env_free = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
     result = subprocess.run(
         [sys.executable, "-m", "lightning_seg.cli", "fit", "--config", str(config), *TINY_DATA, *SHORT_FIT],
-        cwd=tmp_path, env=env_free | {"HOME": str(tmp_path)}, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env_free | {"HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]

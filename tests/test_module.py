@@ -13,8 +13,12 @@ from lightning_seg.module import SegmentationModule
 
 def _trainer(tmp_path, **kwargs) -> Trainer:
     defaults = dict(
-        default_root_dir=tmp_path, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     return Trainer(**(defaults | kwargs))
 
@@ -32,12 +36,12 @@ def test_overfitting_one_batch_drives_loss_down_and_miou_up(tmp_path) -> None:
     dm = OneBatch(num_train=4, image_size=64, batch_size=4, rare_probability=1.0, train_transform=no_augmentation)
     model = SegmentationModule(
         net=partial(SMPNet, arch_kwargs={"encoder_depth": 3, "decoder_channels": (64, 32, 16)}),
-        num_classes=dm.num_classes, class_names=dm.class_names,
+        num_classes=dm.num_classes,
+        class_names=dm.class_names,
         optimizer=partial(torch.optim.Adam, lr=3e-3),
     )
     losses = []
-    trainer = _trainer(tmp_path, max_epochs=120, overfit_batches=1, num_sanity_val_steps=0,
-                       check_val_every_n_epoch=120)
+    trainer = _trainer(tmp_path, max_epochs=120, overfit_batches=1, num_sanity_val_steps=0, check_val_every_n_epoch=120)
     original = model.training_step
 
     def recording_step(batch, batch_idx):
@@ -102,8 +106,14 @@ def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path) -> None:
 
     dm = SyntheticDataModule(num_train=16, num_val=4, image_size=32, batch_size=4)
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_on_exception=True)
-    trainer = _trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoints, StopAtStep()],
-                       num_sanity_val_steps=0, limit_val_batches=1)
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=2,
+        enable_checkpointing=True,
+        callbacks=[checkpoints, StopAtStep()],
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+    )
     with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a clean exit after the callbacks ran
         trainer.fit(SegmentationModule(num_classes=5), dm)
     last = tmp_path / "ckpt" / "last.ckpt"

@@ -42,7 +42,7 @@ def test_rare_class_frequency_is_configurable() -> None:
 def test_colour_alone_does_not_solve_the_task() -> None:
     # A nearest-mean-colour classifier fitted on the training pixels must fail on the small classes.
     source = SyntheticSource("train", 16, 64, seed=0)
-    images, masks = zip(*(source.generate(i) for i in range(16)))
+    images, masks = zip(*(source.generate(i) for i in range(16)), strict=True)
     pixels = np.concatenate([im.reshape(-1, 3) for im in images]).astype(np.float64)
     labels = np.concatenate([m.ravel() for m in masks])
     means = np.stack([pixels[labels == c].mean(0) for c in range(5)])
@@ -72,8 +72,11 @@ def test_predict_split_has_no_masks() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"image_size": 8}, "image_size must be at least 16"), ({"num_train": 0}, "at least 1"),
-     ({"rare_probability": 2.0}, "rare_probability")],
+    [
+        ({"image_size": 8}, "image_size must be at least 16"),
+        ({"num_train": 0}, "at least 1"),
+        ({"rare_probability": 2.0}, "rare_probability"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

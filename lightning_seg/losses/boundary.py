@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lightning_seg.losses.base import SegmentationLoss
 from lightning_seg.losses.distance import signed_distance_map
+from lightning_seg.metrics import class_map
 
 
 class DistanceMapLoss(SegmentationLoss):
@@ -101,7 +102,7 @@ class HausdorffDTLoss(DistanceMapLoss):
         Pixels ignored in ``target`` are ignored there too, so their predictions never move the
         distances of labelled pixels.
         """
-        labels = torch.where(target == self.ignore_index, -1, probs.detach().argmax(1)).cpu().numpy()
+        labels = torch.where(target == self.ignore_index, -1, class_map(probs)).cpu().numpy()
         maps = np.stack([signed_distance_map(m, probs.shape[1], ignore_index=-1) for m in labels])
         return torch.from_numpy(maps).to(probs.device, probs.dtype).abs()
 

@@ -87,9 +87,7 @@ class SMPNet(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         if image.ndim != 4 or image.shape[1] != self.in_channels:
-            raise ValueError(
-                f"SMPNet expects images of shape N×{self.in_channels}×H×W, got {tuple(image.shape)}"
-            )
+            raise ValueError(f"SMPNet expects images of shape N×{self.in_channels}×H×W, got {tuple(image.shape)}")
         height, width = image.shape[-2:]
         pad_h, pad_w = -height % self.stride, -width % self.stride
         if pad_h or pad_w:

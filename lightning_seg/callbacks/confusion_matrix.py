@@ -58,8 +58,8 @@ class ConfusionMatrix(DiagnosticCallback):
     """Row-normalised confusion matrix of each validation epoch (and of a test run).
 
     Read from ``pl_module.last_confusion`` (no second pass). Files under
-    ``<run dir>/diagnostics/confusion_matrix``: ``val_epoch_XXX.png`` (also sent to W&B / TensorBoard as
-    ``diagnostics/confusion_matrix/val``) and ``val_epoch_XXX.csv`` (raw pixel counts, rows true);
+    ``<run dir>/diagnostics/confusion_matrix``: ``val_epoch_NNN.png`` (also sent to W&B / TensorBoard as
+    ``diagnostics/confusion_matrix/val``) and ``val_epoch_NNN.csv`` (raw pixel counts, rows true);
     ``test_…`` after ``trainer.test``.
 
     Args:

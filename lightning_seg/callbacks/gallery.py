@@ -127,7 +127,8 @@ def gallery_figure(
     height, width = samples[0].image.shape[:2]
     gap, caption = max(2, width // 32), max(6, height // 8)  # in image pixels: between tiles, above each row
     mosaic = np.full((len(samples) * (height + caption), 3 * (width + gap) - gap, 3), 255, np.uint8)
-    figure = Figure(figsize=(9, 3.0 * len(samples) * (height + caption) / width + 0.9), layout="constrained")
+    # About 1.5 screen pixels per image pixel: enough to see thin structures, cheap to encode every epoch.
+    figure = Figure(figsize=(6, 2.0 * len(samples) * (height + caption) / width + 0.9), layout="constrained")
     axes = figure.subplots()
     for row, sample in enumerate(samples):
         tiles = (
@@ -161,8 +162,8 @@ class PredictionGallery(BatchDiagnostic):
     ``on_validation_batch_end``). Colours and labels come from the DataModule's ``palette`` and
     ``class_names``; images are de-normalised with its ``mean``/``std``.
 
-    Files under ``<run dir>/diagnostics/gallery``: ``rare_epoch_XXX.png``, ``worst_epoch_XXX.png`` and
-    ``epoch_XXX.json`` (names and mIoU of the samples shown), plus ``selection.json`` (the fixed set).
+    Files under ``<run dir>/diagnostics/gallery``: ``rare_epoch_NNN.png``, ``worst_epoch_NNN.png`` and
+    ``epoch_NNN.json`` (names and mIoU of the samples shown), plus ``selection.json`` (the fixed set).
     W&B receives each sample as an image with interactive ``predictions`` / ``ground_truth`` masks;
     TensorBoard the figures. In a multi-process run, rank zero shows the samples it validated.
 

@@ -92,7 +92,7 @@ class LossBreakdown(BatchDiagnostic):
 
     Logs ``val/loss_share/<class>`` and ``val/grad_share/<class>`` through ``pl_module.log`` (so every
     logger, CSV included, gets them) and writes under ``<run dir>/diagnostics/loss_breakdown``:
-    ``history.csv`` (every epoch) and ``epoch_XXX.png`` (bars of pixel, loss and gradient shares).
+    ``history.csv`` (every epoch) and ``epoch_NNN.png`` (bars of pixel, loss and gradient shares).
 
     Args:
         every_n_epochs: accumulate and report on every n-th validation epoch.

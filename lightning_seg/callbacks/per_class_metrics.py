@@ -58,7 +58,7 @@ class PerClassMetrics(DiagnosticCallback):
     No second pass over the data: the scores come from ``pl_module.last_confusion["val"]`` through
     :func:`lightning_seg.metrics.scores_from_confusion`, the same numbers the module logs as
     ``val/iou/<class>`` etc. Files under ``<run dir>/diagnostics/per_class_metrics``:
-    ``epoch_XXX.csv`` (this epoch's table, also a W&B table / TensorBoard text), ``history.csv``
+    ``epoch_NNN.csv`` (this epoch's table, also a W&B table / TensorBoard text), ``history.csv``
     (every epoch) and ``curves.png`` (scores over epochs, also sent to W&B / TensorBoard).
 
     A console warning names every class that has training pixels but a validation IoU of exactly 0

@@ -46,16 +46,11 @@ def test_fit_fast_dev_run_on_the_fixture(name, tmp_path, monkeypatch):
     make(tmp_path / "data")
     monkeypatch.chdir(tmp_path)  # the config's runs/<name>/ paths land in the temporary folder
     monkeypatch.setenv("LIGHTNING_SEG_CACHE", str(tmp_path / "cache"))
-    # No download: random init. (A YAML null; "--...encoder_weights=null" reaches smp as the string "None".)
-    offline = tmp_path / "offline.yaml"
-    offline.write_text("model:\n  init_args:\n    net:\n      init_args:\n        encoder_weights: null\n")
     cli = main(
         [
             "fit",
             "--config",
             str(EXPERIMENTS / f"{name}.yaml"),
-            "--config",
-            str(offline),
             f"--data.init_args.root={tmp_path / 'data'}",
             "--data.init_args.batch_size=2",
             "--data.init_args.num_workers=0",

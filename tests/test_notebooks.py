@@ -151,7 +151,8 @@ def test_losses_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     blob = (batch["mask"][ns["shown"]] == dm.class_names.index("blob")).numpy()
     expected_map = distance_transform_edt(~blob) * ~blob - (distance_transform_edt(blob) - 1) * blob
     np.testing.assert_allclose(ns["sample_map"][dm.class_names.index("blob")], expected_map, atol=1e-4)
-    np.testing.assert_allclose(ns["sample_map"], batch["dist_map"][ns["shown"]].numpy())
+    # float32 maps from two calls may differ in the last bit (OpenCV threading)
+    np.testing.assert_allclose(ns["sample_map"], batch["dist_map"][ns["shown"]].numpy(), rtol=0, atol=1e-5)
     assert list(table.columns) == ["correct", "misses rare", "misses vessel", "all background", "random"]
     assert len(table) == 8 and np.isfinite(table.to_numpy()).all()
     # Cross-entropy against torch's own on the random logits.

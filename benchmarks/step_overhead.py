@@ -1,15 +1,16 @@
 """Time of a training step through SegmentationModule + Lightning versus a hand-written PyTorch loop.
 
 Same network (U-Net / ResNet-18), same data (synthetic batches already in memory), same optimizer
-(AdamW), same loss (cross-entropy), in the same process. Prints both times and the ratio; target:
-Lightning overhead under 5 %.
+(AdamW), same loss (cross-entropy), in the same process, runs interleaved in pairs. Prints both times
+and the median paired ratio; target: Lightning overhead under 5 %.
 
-    python benchmarks/step_overhead.py [--steps 30] [--image-size 128] [--batch-size 8] [--repeats 3]
+    python benchmarks/step_overhead.py [--steps 30] [--image-size 128] [--batch-size 8] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import warnings
 
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,12 +122,13 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
         plain.append(plain_loop(batches, device))
         lightning.append(lightning_loop(batches, device))
-    best_plain, best_lightning = min(plain), min(lightning)
-    print(f"device: {device}, batch {args.batch_size}×3×{args.image_size}², {args.steps} steps, best of {args.repeats}")
-    print(f"plain PyTorch loop : {best_plain * 1000:8.1f} ms/step")
-    print(f"SegmentationModule : {best_lightning * 1000:8.1f} ms/step")
-    ratio = best_lightning / best_plain
-    print(f"ratio (Lightning / plain): {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f} %)")
+    ratios = sorted(lit / ref for ref, lit in zip(plain, lightning, strict=True))
+    ratio = statistics.median(ratios)
+    print(f"device: {device}, batch {args.batch_size}×3×{args.image_size}², {args.steps} steps, {args.repeats} pairs")
+    for name, times in (("plain PyTorch loop", plain), ("SegmentationModule", lightning)):
+        print(f"{name}: {1000 * min(times):7.1f} ms/step best, {1000 * statistics.median(times):7.1f} median")
+    print(f"ratio (Lightning / plain), median of paired runs: {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f} %)")
+    print(f"paired ratios: {', '.join(f'{r:.3f}' for r in ratios)}; of best times: {min(lightning) / min(plain):.3f}")
 
 
 if __name__ == "__main__":

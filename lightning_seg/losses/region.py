@@ -11,6 +11,7 @@ ignored pixels are removed from both prediction and ground truth. Lovász-Softma
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
@@ -125,24 +126,13 @@ class FocalTverskyLoss(TverskyLoss):
 
     Args:
         gamma: the focal parameter ``γ > 0`` (the per-class loss is raised to ``1/γ``).
-        alpha, beta_fn, weight, smooth, log_loss, eps, beta, ignore_index: as in :class:`TverskyLoss`.
+        **kwargs: ``alpha``, ``beta_fn``, ``weight``, ``smooth``, ... as in :class:`TverskyLoss`.
     """
 
-    def __init__(
-        self,
-        gamma: float = 4.0 / 3.0,
-        alpha: float = 0.3,
-        beta_fn: float = 0.7,
-        weight: list[float] | str | None = None,
-        smooth: float = 0.0,
-        log_loss: bool = False,
-        eps: float = 1e-7,
-        beta: float = 0.999,
-        ignore_index: int | None = None,
-    ) -> None:
+    def __init__(self, gamma: float = 4.0 / 3.0, **kwargs: Any) -> None:
         if gamma <= 0:
             raise ValueError(f"focal Tversky gamma must be > 0, got {gamma}")
-        super().__init__(alpha, beta_fn, weight, smooth, log_loss, eps, beta, ignore_index)
+        super().__init__(**kwargs)
         self.gamma = gamma
 
     def class_losses(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:

@@ -97,21 +97,11 @@ class TverskyLoss(DiceLoss):
     Args:
         alpha: weight of false positives.
         beta_fn: weight of false negatives (named so as not to clash with the weighting scheme's ``beta``).
-        weight, smooth, log_loss, eps, beta, ignore_index: as in :class:`DiceLoss`.
+        **kwargs: ``weight``, ``smooth``, ``log_loss``, ``eps``, ``beta``, ``ignore_index`` as in :class:`DiceLoss`.
     """
 
-    def __init__(
-        self,
-        alpha: float = 0.3,
-        beta_fn: float = 0.7,
-        weight: list[float] | str | None = None,
-        smooth: float = 0.0,
-        log_loss: bool = False,
-        eps: float = 1e-7,
-        beta: float = 0.999,
-        ignore_index: int | None = None,
-    ) -> None:
-        super().__init__(weight, smooth, log_loss, eps, beta, ignore_index)
+    def __init__(self, alpha: float = 0.3, beta_fn: float = 0.7, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.alpha, self.beta_fn = alpha, beta_fn
 
     def score(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """Losses for semantic segmentation with rare classes.
 
-Families: distribution-based (:mod:`.distribution`), region-based (:mod:`.region`), boundary-based
+Families: distribution-based (:mod:`.distribution`), region-based (:mod:`.region`, :mod:`.lovasz`), boundary-based
 (:mod:`.boundary`), auxiliary/embedding (:mod:`.auxiliary`); :class:`CompositeLoss` sums scheduled terms
 (:mod:`.schedules`); :mod:`.class_weights` turns class statistics into class weights.
 """
@@ -18,11 +18,11 @@ from lightning_seg.losses.distribution import (
     PixelwiseLoss,
     TopKLoss,
 )
+from lightning_seg.losses.lovasz import LovaszSoftmaxLoss, lovasz_softmax
 from lightning_seg.losses.region import (
     DiceLoss,
     FocalTverskyLoss,
     GeneralizedDiceLoss,
-    LovaszSoftmaxLoss,
     RegionLoss,
     TverskyLoss,
 )
@@ -60,5 +60,6 @@ __all__ = [
     "as_composite",
     "bind_losses",
     "compute_class_weights",
+    "lovasz_softmax",
     "signed_distance_map",
 ]

@@ -1,11 +1,11 @@
-"""Region-based losses: Dice, Tversky, focal Tversky, generalised Dice and Lovász-Softmax.
+"""Region-based losses: Dice, Tversky, focal Tversky and generalised Dice (Lovász-Softmax: :mod:`.lovasz`).
 
 Dice, Tversky, focal Tversky and GDL share :class:`RegionLoss`, which gathers per-class soft counts over
 the batch without building a one-hot tensor (about half the time of smp's one-hot path); each overrides
 one hook. Their values equal segmentation-models-pytorch's multiclass losses (checked in the tests), and
 so do the conventions: scores are computed over the whole batch; a class with no labelled pixel in the
 batch contributes 0 to the mean over classes (it is not penalised, and still counts in the denominator);
-ignored pixels are removed from both prediction and ground truth. Lovász-Softmax wraps smp's.
+ignored pixels are removed from both prediction and ground truth.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor
 
-from lightning_seg.losses.base import ClassWeightedLoss, SegmentationLoss
+from lightning_seg.losses.base import ClassWeightedLoss
 
 
 class RegionLoss(ClassWeightedLoss):
@@ -159,27 +158,3 @@ class GeneralizedDiceLoss(RegionLoss):
         overlap = 2.0 * (volume_weight * tp).sum()
         total = (volume_weight * (predicted + truth)).sum()
         return (total - overlap) / total.clamp_min(torch.finfo(total.dtype).tiny)
-
-
-class LovaszSoftmaxLoss(SegmentationLoss):
-    """Lovász-Softmax loss, a convex surrogate of the Jaccard index over the classes present in the batch.
-
-    Berman et al., CVPR 2018, arXiv 1705.08790; wraps ``smp.losses.LovaszLoss``, in float32 (smp's fails
-    on float64).
-
-    Args:
-        per_image: compute the loss per image and average, instead of over the whole batch.
-        ignore_index: ``None`` = the dataset's.
-
-    Shape:
-        logits ``N×C×H×W``, target ``N×H×W`` (int64) → scalar.
-    """
-
-    def __init__(self, per_image: bool = False, ignore_index: int | None = None) -> None:
-        super().__init__(ignore_index)
-        self.inner = smp.losses.LovaszLoss("multiclass", per_image=per_image)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        self.inner.ignore_index = self.ignore_index
-        # ``sum`` turns smp's empty result for an all-ignored batch into 0.
-        return self.inner(logits.float(), target.long()).sum()

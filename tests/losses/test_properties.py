@@ -32,6 +32,8 @@ CASES: dict[str, tuple[Callable[[], torch.nn.Module], Call, float | None]] = {
     "tversky": (L.TverskyLoss, by_mask, 0.0),
     "focal_tversky": (L.FocalTverskyLoss, by_mask, 0.0),
     "lovasz": (L.LovaszSoftmaxLoss, by_mask, 0.0),
+    "lovasz_per_image": (lambda: L.LovaszSoftmaxLoss(per_image=True), by_mask, 0.0),
+    "lovasz_exact": (lambda: L.LovaszSoftmaxLoss(bins=None), by_mask, 0.0),
     "boundary": (L.BoundaryLoss, by_map, None),
     "hausdorff": (L.HausdorffDTLoss, by_map, 0.0),
     "discriminative": (L.DiscriminativeLoss, by_mask, None),

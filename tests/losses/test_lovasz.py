@@ -1,0 +1,111 @@
+"""Lovász-Softmax by binned errors against the paper's sorting algorithm (written here) and smp."""
+
+import itertools
+
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+
+from lightning_seg.losses import LovaszSoftmaxLoss, lovasz_softmax
+
+
+def _reference(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:
+    """Berman et al.'s Algorithm 1 in float64 Python: sort the errors, weight them by Jaccard increments."""
+    probs, labels, valid = probs.double().movedim(1, -1)[valid], labels[valid], valid
+    losses = []
+    for k in range(probs.shape[1]):
+        truth = (labels == k).double()
+        if truth.sum() == 0:
+            continue
+        errors = (truth - probs[:, k]).abs()
+        order = errors.argsort(descending=True)
+        jaccard, previous, value, total = 0.0, 0.0, 0.0, truth.sum().item()
+        hits = misses = 0.0
+        for i in order.tolist():
+            hits += truth[i].item()
+            misses += 1 - truth[i].item()
+            jaccard = 1 - (total - hits) / (total + misses)
+            value += errors[i].item() * (jaccard - previous)
+            previous = jaccard
+        losses.append(value)
+    return sum(losses) / len(losses) if losses else 0.0
+
+
+def _batch(seed: int, num_classes: int = 4, size: tuple[int, int] = (9, 7)):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, num_classes, *size, generator=generator) * 2
+    target = torch.randint(0, num_classes, (2, *size), generator=generator)
+    target[target == 2] = 3  # class 2 absent: skipped, as in the paper's "present" mode
+    target[1, 3:5] = 255
+    return logits, target
+
+
+def _loss(**kwargs) -> LovaszSoftmaxLoss:
+    loss = LovaszSoftmaxLoss(**kwargs)
+    loss.bind_dataset(4, 255)
+    return loss
+
+
+@pytest.mark.parametrize("bins", [2, 3, 16, 1000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binned_value_is_within_half_a_bin_of_the_sorted_one(seed, bins):
+    logits, target = _batch(seed)
+    valid = target != 255
+    probs = logits.softmax(1)
+    exact = _reference(probs, target, valid)
+    binned = lovasz_softmax(probs, torch.where(valid, target, 0), valid, bins).item()
+    assert abs(binned - exact) <= 0.5 / bins + 1e-6
+
+
+def test_errors_on_the_grid_give_the_exact_value():
+    """Probabilities that are multiples of 1/4 (two classes) are not rounded with ``bins=4``."""
+    probs_1 = torch.tensor([[0.0, 0.25, 0.5, 0.75, 1.0, 0.25]])
+    probs = torch.stack([1 - probs_1, probs_1], 1).view(1, 2, 2, 3)
+    labels = torch.tensor([[[1, 0, 1], [1, 0, 0]]])
+    valid = torch.ones_like(labels, dtype=torch.bool)
+    value = lovasz_softmax(probs, labels, valid, bins=4)
+    assert value.item() == pytest.approx(_reference(probs, labels, valid), abs=1e-7)
+
+
+@pytest.mark.parametrize(("per_image", "seed"), itertools.product([False, True], [3, 4]))
+def test_default_matches_smp_value_and_gradient(per_image, seed):
+    logits, target = _batch(seed, num_classes=5, size=(32, 24))
+    target[target == 4] = 0
+    target[0, :2] = 255
+    logits = logits.requires_grad_(True)
+    ours = LovaszSoftmaxLoss(per_image=per_image)
+    ours.bind_dataset(5, 255)
+    theirs = smp.losses.LovaszLoss("multiclass", per_image=per_image, ignore_index=255)
+    value = ours(logits, target)
+    (grad,) = torch.autograd.grad(value, logits)
+    expected = theirs(logits, target)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(value, expected, atol=1e-5, rtol=0)
+    # Tied errors within one bin share a subgradient, so gradients agree closely but not bit for bit.
+    torch.testing.assert_close(grad, expected_grad, atol=2e-3 * expected_grad.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_exact_mode_is_smp_and_accepts_float64(per_image):
+    logits, target = _batch(8)
+    theirs = smp.losses.LovaszLoss("multiclass", per_image=per_image, ignore_index=255)(logits, target)
+    for bins in (None, 2**16):
+        ours = _loss(per_image=per_image, bins=bins)
+        torch.testing.assert_close(ours(logits.double(), target).float(), theirs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bins", [None, 2**16])
+def test_per_image_averages_the_images_that_have_labelled_pixels(bins):
+    """An all-ignored image is left out of the mean (smp's per-image mode fails on such a batch)."""
+    logits, target = _batch(5)
+    target = torch.cat([target, torch.full_like(target[:1], 255)])
+    logits = torch.cat([logits, logits[:1]])
+    single = [_loss(bins=bins)(logits[i : i + 1], target[i : i + 1]) for i in range(2)]
+    torch.testing.assert_close(_loss(per_image=True, bins=bins)(logits, target), torch.stack(single).mean())
+    with pytest.raises(RuntimeError):
+        smp.losses.LovaszLoss("multiclass", per_image=True, ignore_index=255)(logits, target)
+
+
+def test_bins_must_be_positive():
+    with pytest.raises(ValueError, match="bins must be a positive integer or None"):
+        LovaszSoftmaxLoss(bins=0)

@@ -168,11 +168,16 @@ def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, mon
         }
     ]
     config = write_config(tmp_path, loggers)
-    main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=1"])
     import wandb
 
-    wandb.finish()
-    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    for _ in range(2):  # a rerun into the same save_dir keeps the first run's diagnostics files
+        main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=1"])
+        wandb.finish()
+    run_dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    run_ids = {path.name.rsplit("-", 1)[1] for path in run_dirs}
+    assert len(run_ids) == 2
+    assert {path.parents[2].name for path in tmp_path.glob("*/diagnostics/per_class_metrics/history.csv")} == run_ids
+    run_dir = run_dirs[-1]
     media = run_dir / "files" / "media"
     images = {p.relative_to(media / "images").as_posix() for p in (media / "images").rglob("*.png")}
     for key in (

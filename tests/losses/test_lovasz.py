@@ -11,7 +11,7 @@ from lightning_seg.losses import LovaszSoftmaxLoss, lovasz_softmax
 
 def _reference(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:
     """Berman et al.'s Algorithm 1 in float64 Python: sort the errors, weight them by Jaccard increments."""
-    probs, labels, valid = probs.double().movedim(1, -1)[valid], labels[valid], valid
+    probs, labels = probs.double().movedim(1, -1)[valid], labels[valid]
     losses = []
     for k in range(probs.shape[1]):
         truth = (labels == k).double()
@@ -19,7 +19,7 @@ def _reference(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -
             continue
         errors = (truth - probs[:, k]).abs()
         order = errors.argsort(descending=True)
-        jaccard, previous, value, total = 0.0, 0.0, 0.0, truth.sum().item()
+        previous, value, total = 0.0, 0.0, truth.sum().item()
         hits = misses = 0.0
         for i in order.tolist():
             hits += truth[i].item()

@@ -4,7 +4,8 @@ Prints, for ``4×C×256×256`` logits (C = 5 and 19), the forward+backward time 
 that of :class:`~lightning_seg.losses.CrossEntropyLoss` measured in the same run, with the targets
 (region losses ≤ 2×, boundary loss with a precomputed map ≤ 1.5×); then signed distance maps per second
 per worker for scipy's and OpenCV's exact transforms, against the samples per second one training step
-of the quickstart network (U-Net, ResNet-18) consumes.
+of the quickstart network (U-Net, ResNet-18) consumes; and how far the binned Lovász-Softmax (default bins)
+and smp's float32 sort are from a float64 sort, in value and in gradient.
 
     python benchmarks/losses.py [--device cpu|cuda] [--repeats 7] [--threads 1]
 """
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import segmentation_models_pytorch as smp
 import torch
 from scipy.ndimage import distance_transform_edt
 
@@ -99,6 +101,44 @@ def loss_ratios(num_classes: int, device: str, repeats: int) -> None:
         print(f"{name:<24}{seconds * 1e3:>9.1f}{seconds / base:>8.2f}  {verdict}")
 
 
+def sorted_lovasz_float64(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Berman et al.'s Algorithm 1 (one sort per present class) in float64, differentiable: the reference."""
+    valid = target != 255
+    probs, labels = logits.double().softmax(1).movedim(1, -1)[valid], target[valid]
+    losses = []
+    for k in labels.unique():
+        truth = (labels == k).double()
+        errors, order = (truth - probs[:, k]).abs().sort(descending=True)
+        truth = truth[order]
+        jaccard = 1 - (truth.sum() - truth.cumsum(0)) / (truth.sum() + (1 - truth).cumsum(0))
+        losses.append(errors @ torch.cat([jaccard[:1], jaccard.diff()]))
+    return torch.stack(losses).mean()
+
+
+def lovasz_accuracy(num_classes: int, device: str) -> None:
+    masks = blob_masks(num_classes, BATCH, seed=2)
+    target = torch.from_numpy(masks).long().to(device)
+    logits = 2 * torch.randn(BATCH, num_classes, SIZE, SIZE, device=device)
+    ours = L.LovaszSoftmaxLoss()
+    ours.bind_dataset(num_classes, 255)
+    candidates = {
+        "reference": sorted_lovasz_float64,
+        f"binned, {ours.bins} bins": ours,
+        "smp (float32 sort)": smp.losses.LovaszLoss("multiclass", ignore_index=255),
+    }
+    results = {}
+    for name, loss in candidates.items():
+        x = logits.clone().requires_grad_(True)
+        value = loss(x, target)
+        results[name] = (value.item(), torch.autograd.grad(value, x)[0].double())
+    value, grad = results.pop("reference")
+    for name, (other_value, other_grad) in results.items():
+        print(
+            f"Lovász C={num_classes}, {name}: |value − float64 sort| {abs(other_value - value):.1e}, "
+            f"gradient L1 error {(other_grad - grad).abs().sum() / grad.abs().sum():.1e} (relative)"
+        )
+
+
 def scipy_signed_distance_map(mask: np.ndarray, num_classes: int) -> np.ndarray:
     """The same map with scipy's exact transform (the reference)."""
     out = np.zeros((num_classes, *mask.shape), dtype=np.float32)
@@ -149,6 +189,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for num_classes in (5, 19):
         loss_ratios(num_classes, args.device, args.repeats)
+    print()
+    for num_classes in (5, 19):
+        lovasz_accuracy(num_classes, args.device)
     print()
     for num_classes in (5, 19):
         distance_throughput(num_classes, args.repeats)

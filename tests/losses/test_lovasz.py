@@ -7,6 +7,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from lightning_seg.losses import LovaszSoftmaxLoss, lovasz_softmax
+from lightning_seg.losses.lovasz import MAX_BINS
 
 
 def _reference(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:
@@ -81,8 +82,10 @@ def test_default_matches_smp_value_and_gradient(per_image, seed):
     expected = theirs(logits, target)
     (expected_grad,) = torch.autograd.grad(expected, logits)
     torch.testing.assert_close(value, expected, atol=1e-5, rtol=0)
-    # Tied errors within one bin share a subgradient, so gradients agree closely but not bit for bit.
-    torch.testing.assert_close(grad, expected_grad, atol=2e-3 * expected_grad.abs().max().item(), rtol=0)
+    # Pixels whose errors share a bin share a subgradient: single pixels differ by up to ~0.3 % of the
+    # largest gradient (measured), the gradient as a whole by ~0.02 % in L1.
+    torch.testing.assert_close(grad, expected_grad, atol=1e-2 * expected_grad.abs().max().item(), rtol=0)
+    assert (grad - expected_grad).abs().sum() <= 1e-3 * expected_grad.abs().sum()
 
 
 @pytest.mark.parametrize("per_image", [False, True])
@@ -106,6 +109,27 @@ def test_per_image_averages_the_images_that_have_labelled_pixels(bins):
         smp.losses.LovaszLoss("multiclass", per_image=True, ignore_index=255)(logits, target)
 
 
-def test_bins_must_be_positive():
-    with pytest.raises(ValueError, match="bins must be a positive integer or None"):
-        LovaszSoftmaxLoss(bins=0)
+@pytest.mark.parametrize("bins", [0, MAX_BINS + 1])
+def test_bins_out_of_range_are_refused(bins):
+    with pytest.raises(ValueError, match=f"bins must be an integer from 1 to {MAX_BINS}.*got bins={bins}"):
+        LovaszSoftmaxLoss(bins=bins)
+
+
+def test_bins_too_many_for_the_classes_are_refused():
+    probs = torch.full((1, 600, 1, 1), 1 / 600)
+    with pytest.raises(ValueError, match=r"2·classes·\(bins \+ 1\) < 2\^31.*bins=2097152 with 600 classes"):
+        lovasz_softmax(probs, torch.zeros(1, 1, 1, dtype=torch.long), torch.ones(1, 1, 1, dtype=torch.bool), 2**21)
+
+
+def test_non_finite_logits_give_nan_like_cross_entropy():
+    """A NaN or infinite logit at a labelled pixel makes the loss NaN (not a crash or a wrong bin count);
+    at an ignored pixel it changes nothing."""
+    logits, target = _batch(5)
+    finite = _loss()(logits, target)
+    for bad in (float("nan"), float("inf")):
+        broken = logits.clone()
+        broken[0, 1, 0, 0] = bad
+        assert torch.isnan(_loss()(broken, target))
+        broken = logits.clone()
+        broken[1, 1, 3, 0] = bad  # row 3 of image 1 is ignored
+        torch.testing.assert_close(_loss()(broken, target), finite)

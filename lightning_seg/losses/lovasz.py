@@ -37,67 +37,78 @@ _ROUND_BITS = 0x4B400000  # the int32 bits of the float32 1.5·2²³
 
 
 class _BinnedLovasz(torch.autograd.Function):
-    """Lovász-Softmax over all pixels of ``probs`` (``N×C×P``), classes with no labelled pixel skipped.
+    """Lovász-Softmax of ``probs`` (``N×C×P``) over the batch or per image, absent classes skipped.
 
     The bins are kept in order of *decreasing* error (bin ``r`` holds errors ``≈ 1 − r/bins``), so the
-    counts above a threshold are plain cumulative sums. Non-class pixels (error ``p``) land in the first
-    ``C·(bins+1)`` bins, class pixels (error ``1 − p``) in the next ``C·(bins+1)``, ignored pixels in one
-    last bin; the backward pass reads each pixel's gradient from a table laid out the same way.
+    counts above a threshold are plain cumulative sums. Each group of pixels (the batch, or one image)
+    has ``2·C·(bins+1)`` bins: non-class pixels (error ``p``) in the first ``C·(bins+1)``, class pixels
+    (error ``1 − p``) in the next ``C·(bins+1)``; ignored pixels go to one last bin. The backward pass
+    reads each pixel's gradient from a table laid out the same way.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, probs: Tensor, labels: Tensor, valid: Tensor, bins: int) -> Tensor:
-        num_classes, width = probs.shape[1], bins + 1
+    def forward(ctx: FunctionCtx, probs: Tensor, labels: Tensor, valid: Tensor, bins: int, per_image: bool) -> Tensor:
+        num_images, num_classes, width = probs.shape[0], probs.shape[1], bins + 1
+        groups = num_images if per_image else 1
         size = 2 * num_classes * width
+        int32 = {"dtype": torch.int32, "device": probs.device}
+        group_start = torch.arange(0, groups * size, size, **int32).view(-1, 1, 1)  # the batch's, or each image's
+        class_start = torch.arange(0, num_classes * width, width, **int32).view(-1, 1)
         # Non-class bin of every pixel and class: r = round((1 − p)·bins), i.e. error p, decreasing. Adding
         # 1.5·2²³ leaves r in the low mantissa bits of the float32 sum (floats in [2²³, 2²⁴) are the
         # integers), so reading those bits as int32 converts without a new C×P tensor. The clamp keeps NaN
         # probabilities (from non-finite logits) inside the table; the returned value is then NaN, as CE's.
         index = torch.rsub(probs, _ROUND + bins, alpha=bins).view(torch.int32).sub_(_ROUND_BITS).clamp_(0, bins)
-        index += torch.arange(0, num_classes * width, width, dtype=torch.int32, device=probs.device).view(1, -1, 1)
+        index += group_start + class_start
         # Each pixel's own class y moves to the second half: error 1 − p, bin bins − r, so the index
-        # y·width + r becomes C·width + y·width + (bins − r).
+        # start + y·width + r becomes start + C·width + y·width + (bins − r).
         labels = labels.unsqueeze(1)
         nan_if_any = torch.where(valid, probs.gather(1, labels).squeeze(1), 0).sum() * 0
-        own = (num_classes * width + bins) + 2 * width * labels.int() - index.gather(1, labels)
+        own = (num_classes * width + bins) + 2 * (width * labels.int() + group_start) - index.gather(1, labels)
         index.scatter_(1, labels, own)
         image, pixel = (~valid).nonzero(as_tuple=True)
-        index[image, :, pixel] = size
+        index[image, :, pixel] = groups * size
 
         # One buffer becomes, in place: the counts, the counts above each threshold, then the gradients.
-        table = torch.bincount(index.flatten(), minlength=size + 1).to(probs.dtype)
-        table[size] = 0  # the ignored pixels' bin
-        union, missed = table[:size].view(2, num_classes, width).cumsum_(-1)  # B(t) and A(t) at each grid t
-        total = missed[:, -1:].clone()  # G
+        table = torch.bincount(index.flatten(), minlength=groups * size + 1).to(probs.dtype)
+        table[-1] = 0  # the ignored pixels' bin
+        counts = table[:-1].view(groups, 2, num_classes, width).cumsum_(-1)
+        union, missed = counts.unbind(1)  # B(t) and A(t) at each grid t, per group and class
+        total = missed[..., -1:].clone()  # G
         union.add_(total).clamp_min_(1)  # G + B(t)
         missed.neg_().add_(total).div_(union)  # (G − A) / (G + B) = 1 − J(t)
-        per_class = 1 - missed[:, :bins].mean(-1)  # ∫ J(t) dt, J constant between grid points
-        union_above = torch.cat([total, union[:, :-1]], -1).clamp_min_(1)  # G + B just above each bin
+        per_class = 1 - missed[..., :bins].mean(-1)  # ∫ J(t) dt, J constant between grid points
+        union_above = torch.cat([total, union[..., :-1]], -1).clamp_min_(1)  # G + B just above each bin
 
+        # Mean over the present classes of each group, then over the groups with a present class.
         present = (total.squeeze(-1) > 0).to(probs.dtype)
-        weight = (present / present.sum().clamp_min(1)).unsqueeze(-1)
+        classes = present.sum(-1, keepdim=True)
+        weight = (present / classes.clamp_min(1) / (classes > 0).sum().clamp_min(1)).unsqueeze(-1)
         torch.mul(missed, weight, out=union).div_(union_above)  # non-class pixel: w·(G − A)/((G + B⁻)(G + B))
         torch.div(-weight, union_above, out=missed)  # class pixel: w / (G + B⁻), negated as its error is 1 − p
         ctx.save_for_backward(index, table)
         return (weight.squeeze(-1) * per_class).sum() + nan_if_any
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
+    def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None, None, None, None]:
         index, table = ctx.saved_tensors
         grad = (table * grad_output).index_select(0, index.flatten()).view(index.shape)
-        return grad, None, None, None
+        return grad, None, None, None, None
 
 
-def _check_bins(bins: int, num_classes: int = 1) -> None:
+def _check_bins(bins: int, num_classes: int = 1, groups: int = 1) -> None:
     """Raise ``ValueError`` unless ``bins`` fits the binned evaluation (one int32 index per error)."""
-    if not 1 <= bins <= MAX_BINS or 2 * num_classes * (bins + 1) >= 2**31:
+    if not 1 <= bins <= MAX_BINS or 2 * groups * num_classes * (bins + 1) >= 2**31:
         raise ValueError(
-            f"bins must be an integer from 1 to {MAX_BINS} with 2·classes·(bins + 1) < 2^31, or None (exact "
-            f"sort); got bins={bins} with {num_classes} classes"
+            f"bins must be an integer from 1 to {MAX_BINS} with 2·classes·(bins + 1) < 2^31 (× images when "
+            f"per image), or None (exact sort); got bins={bins} with {num_classes} classes"
+            + (f" × {groups} images" if groups > 1 else "")
         )
 
 
-def lovasz_softmax(probs: Tensor, labels: Tensor, valid: Tensor, bins: int = DEFAULT_BINS) -> Tensor:
+def lovasz_softmax(
+    probs: Tensor, labels: Tensor, valid: Tensor, bins: int = DEFAULT_BINS, per_image: bool = False
+) -> Tensor:
     """Lovász-Softmax of class probabilities, averaged over the classes present in ``labels``.
 
     Args:
@@ -105,15 +116,18 @@ def lovasz_softmax(probs: Tensor, labels: Tensor, valid: Tensor, bins: int = DEF
         labels: ``N×H×W`` int64 class indices (any valid class where ignored).
         valid: ``N×H×W`` bool, False where the pixel is ignored.
         bins: errors are rounded to multiples of ``1/bins`` (see the module docstring), at most
-            ``MAX_BINS`` with ``2·C·(bins + 1) < 2³¹``.
+            ``MAX_BINS`` with ``2·C·(bins + 1) < 2³¹`` (``2·N·C·(bins + 1)`` per image).
+        per_image: one loss per image (over the classes present in it), averaged over the images that have
+            a labelled pixel, all counted in one ``bincount``.
 
     Returns:
         A scalar; 0 with a zero gradient when no pixel is labelled.
     """
     num_images, num_classes = probs.shape[:2]
-    _check_bins(bins, num_classes)
+    _check_bins(bins, num_classes, num_images if per_image else 1)
     probs = probs.float().reshape(num_images, num_classes, -1)
-    return _BinnedLovasz.apply(probs, labels.reshape(num_images, -1), valid.reshape(num_images, -1), bins)
+    labels, valid = labels.reshape(num_images, -1), valid.reshape(num_images, -1)
+    return _BinnedLovasz.apply(probs, labels, valid, bins, per_image)
 
 
 class LovaszSoftmaxLoss(SegmentationLoss):
@@ -143,20 +157,21 @@ class LovaszSoftmaxLoss(SegmentationLoss):
         self.bins = bins
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.bins is not None:
+            labels, valid = self.split_target(target)
+            return lovasz_softmax(logits.float().softmax(1), labels, valid, self.bins, self.per_image)
         if not self.per_image:
-            return self.batch_loss(logits, target)
+            return self.sorted_loss(logits, target)
+        # smp's own per-image mode fails on an image without labelled pixels: leave those out here.
         losses = [
-            self.batch_loss(logits[i : i + 1], target[i : i + 1])
+            self.sorted_loss(logits[i : i + 1], target[i : i + 1])
             for i in range(len(logits))
             if (target[i] != self.ignore_index).any()
         ]
         return torch.stack(losses).mean() if losses else logits.sum() * 0
 
-    def batch_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """The loss over all pixels of the batch."""
-        if self.bins is None:
-            exact = smp.losses.LovaszLoss("multiclass", ignore_index=self.ignore_index)
-            # smp fails on float64; ``sum`` turns its empty result for an all-ignored batch into 0.
-            return exact(logits.float(), target.long()).sum()
-        labels, valid = self.split_target(target)
-        return lovasz_softmax(logits.float().softmax(1), labels, valid, self.bins)
+    def sorted_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """The exact loss over all pixels of the batch, by smp's sort."""
+        exact = smp.losses.LovaszLoss("multiclass", ignore_index=self.ignore_index)
+        # smp fails on float64; ``sum`` turns its empty result for an all-ignored batch into 0.
+        return exact(logits.float(), target.long()).sum()

@@ -7,7 +7,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from lightning_seg.losses import LovaszSoftmaxLoss, lovasz_softmax
-from lightning_seg.losses.lovasz import MAX_BINS
+from lightning_seg.losses.lovasz import DEFAULT_BINS, MAX_BINS
 
 
 def _reference(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:
@@ -97,14 +97,17 @@ def test_exact_mode_is_smp_and_accepts_float64(per_image):
         torch.testing.assert_close(ours(logits.double(), target).float(), theirs, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("bins", [None, 2**16])
+@pytest.mark.parametrize("bins", [None, DEFAULT_BINS, 2**16])
 def test_per_image_averages_the_images_that_have_labelled_pixels(bins):
-    """An all-ignored image is left out of the mean (smp's per-image mode fails on such a batch)."""
+    """Value and gradient are the mean over the images of each image's loss; an all-ignored image is left
+    out of the mean (smp's per-image mode fails on such a batch)."""
     logits, target = _batch(5)
-    target = torch.cat([target, torch.full_like(target[:1], 255)])
-    logits = torch.cat([logits, logits[:1]])
-    single = [_loss(bins=bins)(logits[i : i + 1], target[i : i + 1]) for i in range(2)]
-    torch.testing.assert_close(_loss(per_image=True, bins=bins)(logits, target), torch.stack(single).mean())
+    target = torch.cat([target[:1], torch.full_like(target[:1], 255), target[1:]])
+    logits = torch.cat([logits[:1], logits[:1], logits[1:]]).requires_grad_(True)
+    single = torch.stack([_loss(bins=bins)(logits[i : i + 1], target[i : i + 1]) for i in (0, 2)]).mean()
+    per_image = _loss(per_image=True, bins=bins)(logits, target)
+    torch.testing.assert_close(per_image, single)
+    torch.testing.assert_close(*(torch.autograd.grad(value, logits)[0] for value in (per_image, single)))
     with pytest.raises(RuntimeError):
         smp.losses.LovaszLoss("multiclass", per_image=True, ignore_index=255)(logits, target)
 
@@ -116,9 +119,12 @@ def test_bins_out_of_range_are_refused(bins):
 
 
 def test_bins_too_many_for_the_classes_are_refused():
-    probs = torch.full((1, 600, 1, 1), 1 / 600)
-    with pytest.raises(ValueError, match=r"2·classes·\(bins \+ 1\) < 2\^31.*bins=2097152 with 600 classes"):
-        lovasz_softmax(probs, torch.zeros(1, 1, 1, dtype=torch.long), torch.ones(1, 1, 1, dtype=torch.bool), 2**21)
+    labels, valid = torch.zeros(3, 1, 1, dtype=torch.long), torch.ones(3, 1, 1, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"2·classes·\(bins \+ 1\) < 2\^31.*bins=2097152 with 600 classes$"):
+        lovasz_softmax(torch.full((3, 600, 1, 1), 1 / 600), labels, valid, 2**21)
+    # 2·300·(2²¹ + 1) < 2³¹ fits one table for the batch, not one per image.
+    with pytest.raises(ValueError, match="bins=2097152 with 300 classes × 3 images$"):
+        lovasz_softmax(torch.full((3, 300, 1, 1), 1 / 300), labels, valid, 2**21, per_image=True)
 
 
 def test_non_finite_logits_give_nan_like_cross_entropy():

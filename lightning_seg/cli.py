@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import os
@@ -98,6 +99,22 @@ def options_summary() -> str:
 
 USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
 
+#: Commands besides LightningCLI's fit/validate/test/predict: ``name -> "module:function"``, where the
+#: function takes the remaining arguments and returns the exit status.
+EXTRA_COMMANDS: dict[str, str] = {}
+
+
+def run_extra_command(name: str, args: list[str]) -> int:
+    """Run one of :data:`EXTRA_COMMANDS`; user errors print one line (exit 2) as for the trainer commands."""
+    module, function = EXTRA_COMMANDS[name].split(":")
+    try:
+        return int(getattr(importlib.import_module(module), function)(args) or 0)
+    except USER_ERRORS as error:
+        if os.environ.get("LIGHTNING_SEG_DEBUG"):
+            raise
+        print(f"lightning-seg {name}: error: {user_error_message(error)}", file=sys.stderr)
+        return 2
+
 
 def user_error_message(error: Exception) -> str:
     """The message a user needs from an error, unwrapped from jsonargparse's validation report.
@@ -124,6 +141,8 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     """
     configure_wandb_mode()
     argv = sys.argv[1:] if args is None else args
+    if argv[:1] and argv[0] in EXTRA_COMMANDS:
+        raise SystemExit(run_extra_command(argv[0], list(argv[1:])))
     try:
         return SegmentationCLI(
             SegmentationModule,

@@ -7,9 +7,10 @@ from typing import Any
 
 import segmentation_models_pytorch as smp
 import timm
-import torch.nn.functional as F
 from segmentation_models_pytorch.encoders import encoders as SMP_ENCODERS
-from torch import Tensor, nn
+from torch import Tensor
+
+from lightning_seg.models.layers import StridedNet
 
 #: lower-case name → class name of every smp architecture (``smp.create_model`` accepts either).
 ARCHITECTURES: dict[str, str] = {key.lower(): cls.__name__ for key, cls in smp.MODEL_ARCHITECTURES_MAPPING.items()}
@@ -32,7 +33,7 @@ def check_encoder(encoder_name: str) -> None:
         raise _unknown("encoder", encoder_name, [*SMP_ENCODERS, "tu-<any timm model>"])
 
 
-class SMPNet(nn.Module):
+class SMPNet(StridedNet):
     """A segmentation-models-pytorch model (``smp.create_model``) with logits at input resolution.
 
     Inputs whose height or width is not a multiple of the encoder's output stride are padded
@@ -85,17 +86,7 @@ class SMPNet(nn.Module):
         self.stride = int(getattr(self.model.encoder, "output_stride", 32))
         self.in_channels = in_channels
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
-        if image.ndim != 4 or image.shape[1] != self.in_channels:
-            raise ValueError(f"SMPNet expects images of shape N×{self.in_channels}×H×W, got {tuple(image.shape)}")
-        height, width = image.shape[-2:]
-        pad_h, pad_w = -height % self.stride, -width % self.stride
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    def forward_padded(self, image: Tensor) -> dict[str, Tensor]:
         out = self.model(image)
         logits, presence = out if isinstance(out, tuple) else (out, None)
-        outputs = {"logits": logits[..., :height, :width]}
-        if presence is not None:
-            outputs["presence"] = presence
-        return outputs
+        return {"logits": logits} if presence is None else {"logits": logits, "presence": presence}

@@ -7,23 +7,13 @@ import inspect
 import math
 import os
 import sys
-from pathlib import Path
 
 from lightning import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_seg.metrics import SCORES
 from lightning_seg.module import SegmentationModule
-
-
-def configure_wandb_mode() -> None:
-    """Run W&B offline unless the user has an API key, so it never prompts for a login or hangs."""
-    if "WANDB_MODE" in os.environ:
-        return
-    netrc = Path.home() / ".netrc"
-    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
-    if not has_key:
-        os.environ["WANDB_MODE"] = "offline"
+from lightning_seg.tracking import prepare_wandb_loggers
 
 
 def format_scores(metrics: dict[str, float], stage: str, class_names: list[str]) -> str:
@@ -49,6 +39,11 @@ class SegmentationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (LightningArgumentParser)
         for key in ("num_classes", "ignore_index", "class_names"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        prepare_wandb_loggers(loggers if isinstance(loggers, list) else [loggers])
 
     def _print_scores(self, stage: str) -> None:
         if not self.trainer.is_global_zero:
@@ -139,7 +134,6 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     Errors in the user's config or data are printed as one line (exit status 2); set
     ``LIGHTNING_SEG_DEBUG=1`` to see the full traceback instead.
     """
-    configure_wandb_mode()
     argv = sys.argv[1:] if args is None else args
     if argv[:1] and argv[0] in EXTRA_COMMANDS:
         raise SystemExit(run_extra_command(argv[0], list(argv[1:])))

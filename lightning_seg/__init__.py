@@ -7,3 +7,12 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # noqa: ANN202 (module-level lazy attribute)
+    """``lightning_seg.from_config`` without importing torch and Lightning on ``import lightning_seg``."""
+    if name in ("from_config", "Experiment"):
+        from lightning_seg import experiment
+
+        return getattr(experiment, name)
+    raise AttributeError(f"module 'lightning_seg' has no attribute '{name}'")

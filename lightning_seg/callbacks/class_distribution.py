@@ -9,8 +9,10 @@ import pandas as pd
 from lightning import LightningModule, Trainer
 from matplotlib.figure import Figure
 
+from lightning_seg.callbacks.plotting import bar_chart_width, grouped_log_bars, subset_note, top_bottom
 from lightning_seg.callbacks.reporting import (
     DiagnosticCallback,
+    check_positive,
     class_names,
     log_figure,
     log_scalars,
@@ -57,35 +59,26 @@ def distribution_table(stats: ClassStats, names: Sequence[str], beta: float) -> 
     return frame
 
 
-def distribution_figure(frame: pd.DataFrame, ratio: float) -> Figure:
-    """Bar charts (log scale) of the class frequencies and of every scheme's weights."""
+def distribution_figure(frame: pd.DataFrame, ratio: float, num_shown: int = 12) -> Figure:
+    """Bar charts (log scale) of the class frequencies and of every scheme's weights.
+
+    Classes are sorted by pixel frequency; beyond ``2 · num_shown + 1`` classes only the ``num_shown``
+    most and least frequent are drawn, the others as one bar of their means (:func:`top_bottom`).
+    """
+    shown = top_bottom(frame, "pixel_frequency", num_shown)
+    frequency_columns = [c for c in frame.columns if c.endswith("_frequency")]
     weight_columns = [c for c in frame.columns if c.startswith("weight_")]
-    figure = Figure(figsize=(max(6.0, 1.1 * len(frame) + 3), 6.5), layout="constrained")
+    figure = Figure(figsize=(bar_chart_width(len(shown)), 7.0), layout="constrained")
     top, bottom = figure.subplots(2, 1)
-    _grouped_bars(top, frame, ["pixel_frequency", "image_frequency"])
+    grouped_log_bars(top, shown, frequency_columns, [c.replace("_", " ") for c in frequency_columns])
     top.set_ylabel("frequency (log)")
-    top.set_title(f"Class frequency in the training set (imbalance ratio {ratio:,.0f} : 1)")
-    _grouped_bars(bottom, frame, weight_columns)
+    note = subset_note(frame, shown, "pixel_count", "training pixels")
+    title = f"Class frequency in the training set, imbalance ratio {ratio:,.0f} : 1"
+    top.set_title(title + (f"\n({note})" if note else ""))
+    grouped_log_bars(bottom, shown, weight_columns, [c.removeprefix("weight_") for c in weight_columns])
     bottom.set_ylabel("class weight (log)")
     bottom.set_title("Class weights by scheme")
     return figure
-
-
-def _grouped_bars(axes, frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    positions = np.arange(len(frame))
-    width = 0.8 / len(columns)
-    for k, column in enumerate(columns):
-        values = frame[column].to_numpy(dtype=np.float64)
-        # A zero cannot be drawn on a log axis; leave that bar out.
-        axes.bar(
-            positions + (k - (len(columns) - 1) / 2) * width,
-            np.where(values > 0, values, np.nan),
-            width,
-            label=column.removeprefix("weight_"),
-        )
-    axes.set_yscale("log")
-    axes.set_xticks(positions, frame["class"], rotation=30, ha="right")
-    axes.legend(fontsize="small")
 
 
 class ClassDistribution(DiagnosticCallback):
@@ -94,7 +87,9 @@ class ClassDistribution(DiagnosticCallback):
     From ``trainer.datamodule.class_stats`` it writes, under ``<run dir>/diagnostics/class_distribution``:
     ``class_distribution.csv`` (one row per class: pixel/image counts and frequencies, weights of
     every scheme), ``class_distribution.json`` (the same plus the imbalance ratio) and
-    ``class_distribution.png`` (log-scale bar charts); the figure and table also go to W&B /
+    ``class_distribution.png`` (log-scale bar charts sorted by frequency: all classes up to
+    ``2 · num_shown + 1``, beyond that the ``num_shown`` most and least frequent and one bar of the
+    others' means); the figure and table also go to W&B /
     TensorBoard, and ``data/imbalance_ratio`` to every logger.
 
     Weighting schemes (:mod:`lightning_seg.losses.class_weights`): inverse frequency; median-frequency
@@ -103,15 +98,18 @@ class ClassDistribution(DiagnosticCallback):
 
     Args:
         beta: β of the effective-number scheme.
+        num_shown: how many most and least frequent classes the figure shows when there are many.
     """
 
     folder = "class_distribution"
 
-    def __init__(self, beta: float = 0.999) -> None:
+    def __init__(self, beta: float = 0.999, num_shown: int = 12) -> None:
         super().__init__(every_n_epochs=1)
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        check_positive(num_shown=num_shown)
         self.beta = beta
+        self.num_shown = num_shown
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -126,7 +124,8 @@ class ClassDistribution(DiagnosticCallback):
         ratio = imbalance_ratio(stats)
         key = "diagnostics/class_distribution"
         log_table(trainer, key, frame, self.out_dir / "class_distribution.csv")
-        log_figure(trainer, key, distribution_figure(frame, ratio), self.out_dir / "class_distribution.png")
+        figure = distribution_figure(frame, ratio, self.num_shown)
+        log_figure(trainer, key, figure, self.out_dir / "class_distribution.png")
         log_scalars(trainer, {"data/imbalance_ratio": ratio})
         save_json(
             self.out_dir / "class_distribution.json",

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import Tensor
 
+from lightning_seg.callbacks.plotting import bounded_size, fitting_columns
 from lightning_seg.callbacks.reporting import (
     BatchDiagnostic,
     class_colors,
@@ -128,7 +129,8 @@ def gallery_figure(
     gap, caption = max(2, width // 32), max(6, height // 8)  # in image pixels: between tiles, above each row
     mosaic = np.full((len(samples) * (height + caption), 3 * (width + gap) - gap, 3), 255, np.uint8)
     # About 1.5 screen pixels per image pixel: enough to see thin structures, cheap to encode every epoch.
-    figure = Figure(figsize=(6, 2.0 * len(samples) * (height + caption) / width + 0.9), layout="constrained")
+    size = bounded_size(6, 2.0 * len(samples) * (height + caption) / width + 0.9)
+    figure = Figure(figsize=size, layout="constrained")
     axes = figure.subplots()
     for row, sample in enumerate(samples):
         tiles = (
@@ -146,10 +148,31 @@ def gallery_figure(
             axes.text(left + width / 2, top - 1, label, ha="center", va="bottom", fontsize=8)
     axes.imshow(mosaic, interpolation="nearest")
     axes.axis("off")
-    handles = [Patch(color=colors[k] / 255, label=name) for k, name in enumerate(names)]
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(names), 6), fontsize="small")
+    shown, present = legend_classes(samples, len(names), ignore_index)
+    handles = [Patch(color=colors[k] / 255, label=names[k]) for k in shown]
+    if len(shown) < present:
+        handles.append(Patch(color="none", label=f"(and {present - len(shown)} smaller classes)"))
+    legend = {"handles": handles, "loc": "outside lower center", "fontsize": "small" if len(shown) <= 12 else "x-small"}
+    figure.legend(ncols=fitting_columns(figure, legend, max_columns=min(len(handles), 8)), **legend)
     figure.suptitle(title)
     return figure
+
+
+def legend_classes(
+    samples: Sequence[GallerySample], num_classes: int, ignore_index: int, limit: int = 24
+) -> tuple[list[int], int]:
+    """The classes in the samples' ground truth or prediction (at most ``limit``: those with most pixels).
+
+    Returns them in class order, and how many classes the samples hold in all, so that the legend of a
+    dataset with many classes lists only what is shown.
+    """
+    pixels = np.zeros(num_classes + 1, np.int64)
+    for sample in samples:
+        for mask in (sample.target, sample.pred):
+            pixels += np.bincount(np.where(mask == ignore_index, num_classes, mask).ravel(), minlength=num_classes + 1)
+    present = np.flatnonzero(pixels[:num_classes])
+    kept = present[np.argsort(-pixels[present], kind="stable")][:limit]
+    return sorted(kept.tolist()), len(present)
 
 
 class PredictionGallery(BatchDiagnostic):

@@ -12,7 +12,8 @@ from lightning import LightningModule, Trainer
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from lightning_seg.callbacks.reporting import BatchDiagnostic, class_names, log_figure, save_csv
+from lightning_seg.callbacks.plotting import bar_chart_width, grouped_log_bars, subset_note, top_bottom
+from lightning_seg.callbacks.reporting import BatchDiagnostic, check_positive, class_names, log_figure, save_csv
 
 SHARES = ("pixel_share", "ce_share", "grad_share")
 
@@ -65,20 +66,19 @@ def breakdown_table(sums: np.ndarray, names: list[str]) -> pd.DataFrame:
     )
 
 
-def breakdown_figure(frame: pd.DataFrame, title: str) -> Figure:
-    """Draw grouped bars (log scale) of each class's share of pixels, cross-entropy and gradient norm."""
-    figure = Figure(figsize=(max(6.0, 1.1 * len(frame) + 3), 4), layout="constrained")
+def breakdown_figure(frame: pd.DataFrame, title: str, num_shown: int = 12) -> Figure:
+    """Grouped bars (log scale) of each class's share of pixels, cross-entropy and gradient norm.
+
+    Classes are sorted by pixel share; beyond ``2 · num_shown + 1`` classes only the ``num_shown``
+    most and least frequent are drawn, the others as one bar of their mean shares (:func:`top_bottom`).
+    """
+    shown = top_bottom(frame, "pixel_share", num_shown)
+    figure = Figure(figsize=(bar_chart_width(len(shown)), 4.5), layout="constrained")
     axes = figure.subplots()
-    positions = np.arange(len(frame))
-    width = 0.8 / len(SHARES)
-    for k, column in enumerate(SHARES):
-        values = frame[column].to_numpy(dtype=np.float64)
-        axes.bar(positions + (k - 1) * width, np.where(values > 0, values, np.nan), width, label=column)
-    axes.set_yscale("log")
-    axes.set_xticks(positions, frame["class"], rotation=30, ha="right")
+    grouped_log_bars(axes, shown, SHARES, [s.replace("_", " ") for s in SHARES])
     axes.set_ylabel("share (log)")
-    axes.set_title(title)
-    axes.legend(fontsize="small")
+    note = subset_note(frame, shown, "pixels", "validation pixels")
+    axes.set_title(title + (f"\n({note})" if note else ""))
     return figure
 
 
@@ -92,16 +92,20 @@ class LossBreakdown(BatchDiagnostic):
 
     Logs ``val/loss_share/<class>`` and ``val/grad_share/<class>`` through ``pl_module.log`` (so every
     logger, CSV included, gets them) and writes under ``<run dir>/diagnostics/loss_breakdown``:
-    ``history.csv`` (every epoch) and ``epoch_NNN.png`` (bars of pixel, loss and gradient shares).
+    ``history.csv`` (every epoch) and ``epoch_NNN.png`` (bars of pixel, loss and gradient shares, sorted
+    by pixel share; with many classes the ``num_shown`` most and least frequent and the others' mean).
 
     Args:
         every_n_epochs: accumulate and report on every n-th validation epoch.
+        num_shown: how many most and least frequent classes the figure shows when there are many.
     """
 
     folder = "loss_breakdown"
 
-    def __init__(self, every_n_epochs: int = 1) -> None:
+    def __init__(self, every_n_epochs: int = 1, num_shown: int = 12) -> None:
         super().__init__(every_n_epochs)
+        check_positive(num_shown=num_shown)
+        self.num_shown = num_shown
         self._sums: Tensor | None = None
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -129,6 +133,6 @@ class LossBreakdown(BatchDiagnostic):
         log_figure(
             trainer,
             "diagnostics/loss_breakdown",
-            breakdown_figure(frame, title),
+            breakdown_figure(frame, title, self.num_shown),
             self.out_dir / f"{self.epoch_tag(trainer)}.png",
         )

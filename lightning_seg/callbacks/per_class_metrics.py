@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 from lightning import LightningModule, Trainer
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lightning_seg.callbacks.reporting import (
     DiagnosticCallback,
+    check_positive,
     class_colors,
     class_names,
     last_confusion,
@@ -38,17 +40,37 @@ def per_class_table(confusion: np.ndarray, names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def curves_figure(history: pd.DataFrame, colors: np.ndarray) -> Figure:
-    """One panel per score, one line per class, over validation epochs."""
-    figure = Figure(figsize=(11, 7), layout="constrained")
+def curves_figure(history: pd.DataFrame, colors: np.ndarray, max_lines: int = 10) -> Figure:
+    """One panel per score, one line per class, over validation epochs; the legend beside the panels.
+
+    Beyond ``max_lines`` classes only the ``max_lines`` of lowest IoU at the latest epoch get a line,
+    plus a dashed line of the mean over all classes, so that the curves stay readable.
+
+    Shape:
+        colors ``C×3`` uint8, in the order the classes first appear in ``history``.
+    """
+    names = list(dict.fromkeys(history["class"]))
+    latest = history[history["epoch"] == history["epoch"].max()].set_index("class")["iou"]
+    shown = names if len(names) <= max_lines else latest.sort_values(kind="stable").index[:max_lines].tolist()
+    by_class = dict(tuple(history.groupby("class", sort=False)))
+    figure = Figure(figsize=(12, 7), layout="constrained")
     for axes, score in zip(figure.subplots(2, 2).ravel(), SCORES, strict=True):
-        for k, (name, rows) in enumerate(history.groupby("class", sort=False)):
-            axes.plot(rows["epoch"], rows[score], marker="o", markersize=3, color=colors[k] / 255, label=name)
+        for name in shown:
+            rows = by_class[name]
+            color = colors[names.index(name)] / 255
+            axes.plot(rows["epoch"], rows[score], marker="o", markersize=3, color=color, label=name)
+        if len(shown) < len(names):
+            mean = history.groupby("epoch")[score].mean()
+            axes.plot(mean.index, mean.to_numpy(), "k--", label=f"mean of all {len(names)}")
         axes.set_title(score)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylim(-0.02, 1.02)
         axes.grid(alpha=0.3)
-    figure.axes[0].legend(fontsize="small")
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right upper", fontsize="small")
+    if len(shown) < len(names):
+        figure.suptitle(f"{len(shown)} classes of lowest IoU at epoch {history['epoch'].max()} (of {len(names)})")
     return figure
 
 
@@ -61,21 +83,23 @@ class PerClassMetrics(DiagnosticCallback):
     ``epoch_NNN.csv`` (this epoch's table, also a W&B table / TensorBoard text), ``history.csv``
     (every epoch) and ``curves.png`` (scores over epochs, also sent to W&B / TensorBoard).
 
-    A console warning names every class that has training pixels but a validation IoU of exactly 0
-    once ``warn_after_epochs`` epochs have run.
+    Beyond ``max_lines`` classes the curves show the ``max_lines`` classes of lowest IoU at the latest
+    epoch and the mean over all classes. A console warning (one line) names every class that has
+    training pixels but a validation IoU of exactly 0 once ``warn_after_epochs`` epochs have run.
 
     Args:
         every_n_epochs: report on every n-th validation epoch.
         warn_after_epochs: first epoch count (1-based) from which an IoU of 0 is warned about.
+        max_lines: the most classes drawn as curves.
     """
 
     folder = "per_class_metrics"
 
-    def __init__(self, every_n_epochs: int = 1, warn_after_epochs: int = 3) -> None:
+    def __init__(self, every_n_epochs: int = 1, warn_after_epochs: int = 3, max_lines: int = 10) -> None:
         super().__init__(every_n_epochs)
-        if warn_after_epochs < 1:
-            raise ValueError(f"warn_after_epochs must be at least 1, got {warn_after_epochs}")
+        check_positive(warn_after_epochs=warn_after_epochs, max_lines=max_lines)
         self.warn_after_epochs = warn_after_epochs
+        self.max_lines = max_lines
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # on_validation_end, not on_validation_epoch_end: callbacks' epoch-end hooks run before the
@@ -93,7 +117,7 @@ class PerClassMetrics(DiagnosticCallback):
         log_figure(
             trainer,
             "diagnostics/per_class_curves",
-            curves_figure(history, class_colors(trainer, len(frame))),
+            curves_figure(history, class_colors(trainer, len(frame)), self.max_lines),
             self.out_dir / "curves.png",
         )
         if epoch + 1 >= self.warn_after_epochs:
@@ -101,14 +125,29 @@ class PerClassMetrics(DiagnosticCallback):
 
     def _warn_dead_classes(self, trainer: Trainer, frame: pd.DataFrame) -> None:
         stats = getattr(trainer.datamodule, "class_stats", None)
-        train_pixels = (
-            np.asarray(stats.pixel_counts) if stats is not None else np.ones(len(frame), dtype=np.int64)
-        )
-        for k, row in frame.iterrows():
-            if train_pixels[k] > 0 and row["iou"] == 0:
-                log.warning(
-                    "class %r has %d training pixels but a validation IoU of 0 after %d epochs",
-                    row["class"],
-                    train_pixels[k],
-                    trainer.current_epoch + 1,
-                )
+        train_pixels = np.asarray(stats.pixel_counts) if stats is not None else None
+        dead = zero_iou_classes(frame["iou"].to_numpy(), train_pixels)
+        if dead:
+            log.warning(
+                "validation IoU of 0 after %d epochs for %d class(es) with training pixels: %s",
+                trainer.current_epoch + 1,
+                len(dead),
+                describe_classes(frame["class"].tolist(), dead, train_pixels),
+            )
+
+
+def zero_iou_classes(iou: np.ndarray, train_pixels: np.ndarray | None) -> list[int]:
+    """Indices of the classes whose IoU is exactly 0 although they have training pixels.
+
+    Without training statistics (``None``) every class counts as having training pixels. An undefined
+    (NaN) IoU — a class neither present nor predicted — is not 0.
+    """
+    has_pixels = np.ones(len(iou), bool) if train_pixels is None else np.asarray(train_pixels) > 0
+    return np.flatnonzero((np.asarray(iou) == 0) & has_pixels).tolist()
+
+
+def describe_classes(names: list[str], indices: list[int], train_pixels: np.ndarray | None) -> str:
+    """``'car' (4 training pixels), 'rare' (12 training pixels)`` — or only the names without statistics."""
+    if train_pixels is None:
+        return ", ".join(repr(names[k]) for k in indices)
+    return ", ".join(f"{names[k]!r} ({int(train_pixels[k]):,} training pixels)" for k in indices)

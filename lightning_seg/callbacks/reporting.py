@@ -137,6 +137,13 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def check_positive(**values: object) -> None:
+    """Raise a ``ValueError`` naming the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 class DiagnosticCallback(Callback):
     """Base of the diagnostics callbacks: the output folder, the epoch schedule and the rank-zero rule.
 
@@ -148,8 +155,7 @@ class DiagnosticCallback(Callback):
     folder: str = ""
 
     def __init__(self, every_n_epochs: int = 1) -> None:
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        check_positive(every_n_epochs=every_n_epochs)
         self.every_n_epochs = every_n_epochs
         self.history: list[dict[str, Any]] = []
         self._root: Path | None = None

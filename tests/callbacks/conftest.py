@@ -129,3 +129,35 @@ def crafted_val_masks() -> list[np.ndarray]:
 @pytest.fixture
 def train_stats() -> ClassStats:
     return ClassStats.from_masks(train_masks(), len(CLASS_NAMES), IGNORE)
+
+
+def many_class_masks(count: int, num_classes: int, size: int, seed: int) -> list[np.ndarray]:
+    """``count`` masks of random rectangles whose classes follow a Zipf-like law (class 0 most frequent)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, num_classes + 1) ** 1.1
+    masks = []
+    for _ in range(count):
+        mask = np.zeros((size, size), np.uint8)
+        for c in rng.choice(num_classes, size=12, p=weights / weights.sum()):
+            top, left = rng.integers(0, size - 2, 2)
+            height, width = rng.integers(2, size // 2, 2)
+            mask[top : top + height, left : left + width] = c
+        mask[0, :2] = IGNORE
+        masks.append(mask)
+    return masks
+
+
+class ManyClassDataModule(SegmentationDataModule):
+    """``num_classes`` classes (long names, as ADE20K's), random rectangle masks of ``size``², no palette."""
+
+    def __init__(self, num_classes: int = 150, size: int = 32, num_train: int = 8, num_val: int = 8) -> None:
+        super().__init__(batch_size=4)
+        long = "class_{}_with_a_long_name"
+        self.class_names = tuple((long if c % 10 == 3 else "class_{}").format(c) for c in range(num_classes))
+        self.size, self.counts = size, {"train": num_train, "val": num_val}
+
+    def build_source(self, split: str) -> SampleSource | None:
+        if split not in self.counts:
+            return None
+        seed = 0 if split == "train" else 1
+        return ArraySource(many_class_masks(self.counts[split], self.num_classes, self.size, seed), split)

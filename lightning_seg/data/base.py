@@ -60,12 +60,14 @@ class SampleSource(ABC):
 
 def _target_builders() -> dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]]:
     """Extra per-sample targets a loss can ask for, each computed in the data workers after augmentation."""
+    from lightning_seg.geometry import semantic_edges
     from lightning_seg.losses.distance import signed_distance_map
 
     return {
         "dist_map": lambda num_classes, ignore_index: partial(
             signed_distance_map, num_classes=num_classes, ignore_index=ignore_index
-        )
+        ),
+        "edge": lambda num_classes, ignore_index: partial(semantic_edges, ignore_index=ignore_index),
     }
 
 
@@ -73,7 +75,7 @@ class SegmentationDataset(Dataset):
     """Applies augmentation, normalisation and extra targets to a :class:`SampleSource`.
 
     Each item is a dict: ``image`` float ``3×H×W``, ``mask`` int64 ``H×W`` (absent when the source has no
-    masks), ``meta`` ``{"name": str}`` and every requested extra target (e.g. ``dist_map`` ``C×H×W``).
+    masks), ``meta`` ``{"name": str}`` and every requested extra target (e.g. ``dist_map`` ``C×H×W``, ``edge`` ``H×W``).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """Losses for semantic segmentation with rare classes.
 
 Families: distribution-based (:mod:`.distribution`), region-based (:mod:`.region`, :mod:`.lovasz`), boundary-based
-(:mod:`.boundary`), auxiliary/embedding (:mod:`.auxiliary`); :class:`CompositeLoss` sums scheduled terms
+(:mod:`.boundary`, :mod:`.edge`), auxiliary/embedding (:mod:`.auxiliary`); :class:`CompositeLoss` sums scheduled terms
 (:mod:`.schedules`); :mod:`.class_weights` turns class statistics into class weights.
 """
 
@@ -18,6 +18,7 @@ from lightning_seg.losses.distribution import (
     PixelwiseLoss,
     TopKLoss,
 )
+from lightning_seg.losses.edge import EdgeLoss
 from lightning_seg.losses.lovasz import LovaszSoftmaxLoss, lovasz_softmax
 from lightning_seg.losses.region import (
     DiceLoss,
@@ -39,6 +40,7 @@ __all__ = [
     "DiceLoss",
     "DiscriminativeLoss",
     "DistanceMapLoss",
+    "EdgeLoss",
     "FocalLoss",
     "FocalTverskyLoss",
     "GeneralizedDiceLoss",

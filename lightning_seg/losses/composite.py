@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_seg.losses.base import SegmentationLoss
@@ -33,7 +34,9 @@ class LossTerm(nn.Module):
         loss: the loss module, called as ``loss(outputs[input], *[batch[t] for t in target])``.
         weight: a constant or a :class:`~lightning_seg.losses.schedules.WeightSchedule`.
         name: the name used in logs (``train/loss/<name>``); default: the loss class in snake case.
-        input: which network output the loss reads (``logits`` or a named auxiliary output).
+        input: which network output the loss reads (``logits`` or a named auxiliary output). A map
+            (``N×C×h×w``) smaller than the mask, such as a deep-supervision output, is upsampled to the
+            mask's size (bilinear) before the loss sees it; the mask is never downsampled.
         target: which batch entry (or entries) the loss reads after ``input``: ``mask``, ``dist_map``,
             ...; ``None`` = what the loss declares in ``reads`` (``mask`` for a plain module).
     """
@@ -54,6 +57,19 @@ class LossTerm(nn.Module):
         if target is None:
             target = list(getattr(loss, "reads", ("mask",)))
         self.targets = [target] if isinstance(target, str) else list(target)
+
+    def resized(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        """``prediction`` upsampled (bilinear) to the mask's size when it is a smaller ``N×C×h×w`` map."""
+        mask = batch.get("mask")
+        if prediction.ndim != 4 or mask is None or prediction.shape[-2:] == mask.shape[-2:]:
+            return prediction
+        (h, w), (height, width) = prediction.shape[-2:], mask.shape[-2:]
+        if h > height or w > width:
+            raise ValueError(
+                f"loss term '{self.name}' reads '{self.input}' of size {h}×{w}, larger than the mask's "
+                f"{height}×{width}; auxiliary outputs must be at the mask's resolution or below"
+            )
+        return F.interpolate(prediction, size=(height, width), mode="bilinear", align_corners=False)
 
 
 class CompositeLoss(nn.Module):
@@ -105,7 +121,8 @@ class CompositeLoss(nn.Module):
                     f"loss term '{term.name}' reads {missing}, which the network outputs "
                     f"{sorted(outputs)} and the batch {sorted(batch)} do not contain"
                 )
-            value = term.loss(outputs[term.input], *[batch[t] for t in term.targets])
+            prediction = term.resized(outputs[term.input], batch)
+            value = term.loss(prediction, *[batch[t] for t in term.targets])
             values[term.name] = value
             total = total + weights[term.name] * value
         return LossOutput(total, values, weights)

@@ -77,8 +77,10 @@ class StridedNet(nn.Module, ABC):
     A subclass sets ``self.stride`` and ``self.in_channels`` and implements :meth:`forward_padded`, which
     sees an image padded to a multiple of the stride and returns logits (or a dict with ``logits`` and
     named auxiliary outputs). :meth:`forward` checks the input, pads it, and crops back to the input size
-    every output that has the padded image's size; lower-resolution auxiliary outputs are returned as
-    they are (a loss term upsamples them to the mask).
+    every output that has the padded image's size. Lower-resolution maps are returned as they are when
+    nothing was padded (a loss term upsamples them to the mask); when the image was padded, a map whose
+    size divides the padded size is upsampled (bilinear) to the padded size and cropped too, so that it
+    stays aligned with the image instead of being stretched over it.
     """
 
     stride: int = 1
@@ -100,7 +102,11 @@ class StridedNet(nn.Module, ABC):
             return out
 
         def crop(value: Tensor) -> Tensor:
-            full = value.ndim == 4 and tuple(value.shape[-2:]) == tuple(padded.shape[-2:])
-            return value[..., :height, :width] if full else value
+            if value.ndim != 4:
+                return value
+            (pad_h, pad_w), (h, w) = padded.shape[-2:], value.shape[-2:]
+            if (h, w) != (pad_h, pad_w) and pad_h % h == 0 and pad_w % w == 0 and value.is_floating_point():
+                value = F.interpolate(value, size=(pad_h, pad_w), mode="bilinear", align_corners=False)
+            return value[..., :height, :width] if tuple(value.shape[-2:]) == (pad_h, pad_w) else value
 
         return {key: crop(value) for key, value in out.items()} if isinstance(out, dict) else crop(out)

@@ -7,29 +7,59 @@ import inspect
 import math
 import os
 import sys
+from collections.abc import Sequence
 
+import numpy as np
 from lightning import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_seg.callbacks.per_class_metrics import PerClassMetrics, describe_classes, zero_iou_classes
 from lightning_seg.metrics import SCORES
 from lightning_seg.module import SegmentationModule
 from lightning_seg.tracking import prepare_wandb_loggers
 
 
-def format_scores(metrics: dict[str, float], stage: str, class_names: list[str]) -> str:
-    """A plain-text table of per-class scores from logged metrics (``<stage>/iou/<name>`` ...)."""
+def format_scores(
+    metrics: dict[str, float],
+    stage: str,
+    class_names: list[str],
+    train_pixels: Sequence[int] | None = None,
+    num_worst: int = 10,
+    table: str | None = None,
+) -> str:
+    """The console summary of a stage from logged metrics (``<stage>/miou``, ``<stage>/iou/<name>`` ...).
+
+    The mean IoU, a table of the ``num_worst`` classes of lowest IoU (every class when there are no
+    more), and the classes with an IoU of 0 although they have training pixels (``train_pixels``; every
+    class with IoU 0 when it is ``None``). ``table`` names where the full per-class table is kept.
+    """
+
+    def value(key: str) -> float:
+        return float(metrics.get(key, math.nan))
 
     def cell(key: str) -> str:
-        value = metrics.get(key)
-        return "   n/a" if value is None or math.isnan(float(value)) else f"{float(value):6.3f}"
+        return "   n/a" if math.isnan(value(key)) else f"{value(key):6.3f}"
 
-    width = max(len("class"), *(len(n) for n in class_names))
-    lines = [
-        f"{stage} mIoU: {cell(f'{stage}/miou').strip()}",
-        f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in SCORES),
-    ]
-    for name in class_names:
+    iou = np.array([value(f"{stage}/iou/{name}") for name in class_names])
+    scored = [k for k in np.argsort(iou, kind="stable") if not math.isnan(iou[k])]
+    worst = scored[:num_worst]
+    undefined = len(class_names) - len(scored)
+    lines = [f"{stage} mIoU: {cell(f'{stage}/miou').strip()} over {len(scored)} classes"]
+    if undefined:
+        lines[0] += f" ({undefined} neither in the {stage} masks nor predicted)"
+    where = f"; every class: {table}" if table else f"; every class: the loggers' {stage}/<score>/<class>"
+    title = f"{len(worst)} lowest IoU of {len(class_names)} classes" if len(worst) < len(scored) else "by IoU"
+    lines.append(f"{title}{where}")
+    width = max(len("class"), *(len(class_names[k]) for k in worst)) if worst else len("class")
+    lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in SCORES))
+    for k in worst:
+        name = class_names[k]
         lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(f'{stage}/{s}/{name}'):>9}" for s in SCORES))
+    pixels = None if train_pixels is None else np.asarray(train_pixels)
+    dead = zero_iou_classes(iou, pixels)
+    if dead:
+        despite = "with training pixels" if pixels is not None else "(training pixels not known)"
+        lines.append(f"IoU 0 {despite}: {describe_classes(class_names, dead, pixels)}")
     return "\n".join(lines)
 
 
@@ -49,8 +79,21 @@ class SegmentationCLI(LightningCLI):
         if not self.trainer.is_global_zero:
             return
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(f"{stage}/")}
-        if f"{stage}/miou" in metrics:
-            print("\n" + format_scores(metrics, stage, self.model.class_names))
+        if f"{stage}/miou" not in metrics:
+            return
+        tables = [c.last_table for c in self.trainer.callbacks if isinstance(c, PerClassMetrics) and c.last_table]
+        summary = format_scores(
+            metrics, stage, self.model.class_names, self._train_pixels(), table=str(tables[0]) if tables else None
+        )
+        print("\n" + summary)
+
+    def _train_pixels(self) -> Sequence[int] | None:
+        """The training pixel count of each class, when the DataModule can tell (``None`` otherwise)."""
+        try:
+            stats = getattr(self.datamodule, "class_stats", None)
+        except (ValueError, FileNotFoundError):  # no training split to count from
+            return None
+        return getattr(stats, "pixel_counts", None)
 
     def after_fit(self) -> None:
         self._print_scores("val")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,8 @@ class PerClassMetrics(DiagnosticCallback):
     :func:`lightning_seg.metrics.scores_from_confusion`, the same numbers the module logs as
     ``val/iou/<class>`` etc. Files under ``<run dir>/diagnostics/per_class_metrics``:
     ``epoch_NNN.csv`` (this epoch's table, also a W&B table / TensorBoard text), ``history.csv``
-    (every epoch) and ``curves.png`` (scores over epochs, also sent to W&B / TensorBoard).
+    (every epoch) and ``curves.png`` (scores over epochs, also sent to W&B / TensorBoard); after
+    ``trainer.test``, ``test_epoch_NNN.csv`` from ``last_confusion["test"]``.
 
     Beyond ``max_lines`` classes the curves show the ``max_lines`` classes of lowest IoU at the latest
     epoch and the mean over all classes. A console warning (one line) names every class that has
@@ -100,20 +102,18 @@ class PerClassMetrics(DiagnosticCallback):
         check_positive(warn_after_epochs=warn_after_epochs, max_lines=max_lines)
         self.warn_after_epochs = warn_after_epochs
         self.max_lines = max_lines
+        #: The per-class table written last (the CLI's console summary points to it).
+        self.last_table: Path | None = None
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # on_validation_end, not on_validation_epoch_end: callbacks' epoch-end hooks run before the
         # module's, which is where the epoch's confusion matrix is stored.
         if not (trainer.is_global_zero and self.is_due(trainer)):
             return
-        confusion = last_confusion(pl_module, "val")
-        frame = per_class_table(confusion, class_names(trainer, len(confusion)))
+        frame = self._table(trainer, pl_module, "val", "diagnostics/per_class_metrics", self.epoch_tag(trainer))
         epoch = trainer.current_epoch
         history = self.record(epoch, frame)
         save_csv(self.out_dir / "history.csv", history)
-        log_table(
-            trainer, "diagnostics/per_class_metrics", frame, self.out_dir / f"{self.epoch_tag(trainer)}.csv"
-        )
         log_figure(
             trainer,
             "diagnostics/per_class_curves",
@@ -122,6 +122,18 @@ class PerClassMetrics(DiagnosticCallback):
         )
         if epoch + 1 >= self.warn_after_epochs:
             self._warn_dead_classes(trainer, frame)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            stem = f"test_{self.epoch_tag(trainer)}"
+            self._table(trainer, pl_module, "test", "diagnostics/per_class_metrics/test", stem)
+
+    def _table(self, trainer: Trainer, pl_module: LightningModule, stage: str, key: str, stem: str) -> pd.DataFrame:
+        """Write (and log) the per-class table of ``stage``'s last confusion matrix; remember where."""
+        confusion = last_confusion(pl_module, stage)
+        frame = per_class_table(confusion, class_names(trainer, len(confusion)))
+        self.last_table = log_table(trainer, key, frame, self.out_dir / f"{stem}.csv")
+        return frame
 
     def _warn_dead_classes(self, trainer: Trainer, frame: pd.DataFrame) -> None:
         stats = getattr(trainer.datamodule, "class_stats", None)

@@ -113,9 +113,15 @@ def log_scalars(trainer: Trainer, metrics: Mapping[str, float]) -> None:
 
 
 def class_names(trainer: Trainer, num_classes: int) -> list[str]:
-    """Return the DataModule's class names, or ``class_<i>`` when it has none of the right length."""
-    names = list(getattr(trainer.datamodule, "class_names", None) or [])
-    return names if len(names) == num_classes else [f"class_{i}" for i in range(num_classes)]
+    """The DataModule's class names, else the module's, else ``class_<i>`` (when none has the right length).
+
+    The module's names serve a Trainer given bare dataloaders (no DataModule).
+    """
+    for owner in (getattr(trainer, "datamodule", None), getattr(trainer, "lightning_module", None)):
+        names = list(getattr(owner, "class_names", None) or [])
+        if len(names) == num_classes:
+            return names
+    return [f"class_{i}" for i in range(num_classes)]
 
 
 def class_colors(trainer: Trainer, num_classes: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import matplotlib
 import numpy as np
 import pytest
+from lightning import Trainer
 from torch import nn
 
 matplotlib.use("agg", force=True)
@@ -161,3 +162,12 @@ class ManyClassDataModule(SegmentationDataModule):
             return None
         seed = 0 if split == "train" else 1
         return ArraySource(many_class_masks(self.counts[split], self.num_classes, self.size, seed), split)
+
+
+def quiet_trainer(root: Path, callbacks: list, max_epochs: int = 1) -> Trainer:
+    """A CPU Trainer without loggers, checkpoints, progress bar or sanity check, writing under ``root``."""
+    quiet = {f"enable_{part}": False for part in ("checkpointing", "progress_bar", "model_summary")}
+    return Trainer(
+        max_epochs=max_epochs, accelerator="cpu", default_root_dir=root, logger=False, num_sanity_val_steps=0,
+        callbacks=callbacks, **quiet,
+    )

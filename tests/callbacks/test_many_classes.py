@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from lightning import Trainer
 from PIL import Image
 from torch import nn
 
@@ -21,7 +20,7 @@ from lightning_seg.callbacks import (
 )
 from lightning_seg.callbacks.confusion_matrix import focus_classes, top_confusions
 from lightning_seg.module import SegmentationModule
-from tests.callbacks.conftest import ManyClassDataModule
+from tests.callbacks.conftest import ManyClassDataModule, quiet_trainer
 
 C = 150
 MAX_SIDE = 2000  # pixels, at the default dpi
@@ -92,17 +91,7 @@ def fitted_150(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PredictionGallery(num_rare=3, num_worst=3),
         LossBreakdown(),
     ]
-    trainer = Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        default_root_dir=root,
-        logger=False,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(root, callbacks)
     trainer.fit(module, datamodule)
     return root / "diagnostics"
 

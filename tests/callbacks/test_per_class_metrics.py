@@ -90,3 +90,15 @@ def test_rejects_bad_arguments_and_modules_without_a_confusion_matrix(make_train
     callback.setup(trainer, None, "fit")
     with pytest.raises(TypeError, match="last_confusion"):
         callback.on_validation_end(trainer, SimpleNamespace())
+
+
+def test_test_run_writes_its_table_from_the_test_matrix(make_trainer, datamodule, tmp_path) -> None:
+    callback = PerClassMetrics()
+    trainer = make_trainer(datamodule, epoch=4)
+    callback.setup(trainer, None, "test")
+    callback.on_test_end(trainer, SimpleNamespace(last_confusion={"test": torch.as_tensor(CONFUSION)}))
+    path = tmp_path / "diagnostics" / "per_class_metrics" / "test_epoch_004.csv"
+    assert callback.last_table == path
+    written = pd.read_csv(path)
+    for score, expected in BY_HAND.items():
+        np.testing.assert_allclose(written[score], expected, err_msg=score)

@@ -26,8 +26,10 @@ class SemanticEncodingLoss(SegmentationLoss):
             raise ValueError(f"SemanticEncodingLoss expects N×C class logits, got shape {tuple(logits.shape)}")
         truth, valid = self.one_hot(target, logits.shape[1], logits.dtype)
         presence = truth.amax(dim=(2, 3))
-        per_image = F.binary_cross_entropy_with_logits(logits, presence, reduction="none").mean(1)
         labelled = valid.flatten(1).any(1)
+        # An image without labelled pixels is left out: its logits (even NaN) get neither value nor gradient.
+        logits = torch.where(labelled.unsqueeze(1), logits, 0.0)
+        per_image = F.binary_cross_entropy_with_logits(logits, presence, reduction="none").mean(1)
         return torch.where(labelled, per_image, 0.0).sum() / labelled.sum().clamp_min(1)
 
 
@@ -95,6 +97,8 @@ class DiscriminativeLoss(SegmentationLoss):
         keep = instances != self.ignore_index
         if self.background is not None:
             keep &= instances != self.background
+        # Pixels left out (ignored or background) are zeroed first, so even NaN there adds nothing.
+        embeddings = torch.where(keep.unsqueeze(1), embeddings, 0.0)
         total = embeddings.sum() * 0.0
         images = 0
         for embedding, ids, mask in zip(embeddings, instances, keep, strict=True):

@@ -1,11 +1,16 @@
 """The contract every segmentation loss in this package follows, and what the losses share.
 
+Precision and non-finite values are handled once, here, for every loss (:meth:`SegmentationLoss.__call__`):
+the loss body runs in float32 (float64 inputs stay float64) with autocast off, ignored pixels' inputs are
+replaced by 0 before any arithmetic, and a non-finite input at a labelled pixel makes the value NaN.
+
 Shape:
     logits: ``N×C×H×W`` float, target: ``N×H×W`` int64 with class indices and one ``ignore_index``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +48,44 @@ class SegmentationLoss(nn.Module):
         self.ignore_index = 255 if ignore_index is None else ignore_index
         self.num_classes: int | None = None
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Call ``forward`` in float32 with autocast off; ignored pixels' inputs are inert, non-finite ones not.
+
+        * Floating-point inputs are cast to (at least) float32 and ``forward`` runs with autocast disabled,
+          so a loss is the same under ``16-mixed``/``bf16-mixed`` as in float32 (counts cannot overflow
+          float16 or round in bfloat16) and returns a float32 scalar (float64 for float64 inputs). The
+          gradient reaches the inputs in their own dtype.
+        * The target is the last integer tensor argument. Every floating-point input laid out per pixel
+          (``N×…×H×W`` matching the target's ``N×H×W``) is replaced by 0 at ignored pixels with
+          ``torch.where`` before ``forward`` sees it, so whatever an ignored pixel holds (NaN, Inf)
+          changes neither the value nor any gradient, and its own gradient is exactly 0.
+        * If such an input holds a non-finite value at a labelled pixel, the returned value is NaN even
+          where the loss's arithmetic alone would stay finite (e.g. ``−inf`` for a class that is not the
+          pixel's): a non-finite input never looks like a good loss.
+        """
+        target = next((a for a in reversed(args) if isinstance(a, Tensor) and not a.is_floating_point()), None)
+        valid = None if target is None else target != self.ignore_index
+        device = next((a.device for a in args if isinstance(a, Tensor)), torch.device("cpu"))
+        autocast_off = (
+            torch.autocast(device.type, enabled=False)
+            if torch.amp.is_autocast_available(device.type)
+            else contextlib.nullcontext()
+        )
+        finite: list[Tensor] = []
+        with autocast_off:
+            inputs = []
+            for arg in args:
+                if isinstance(arg, Tensor) and arg.is_floating_point():
+                    arg = arg.to(torch.promote_types(arg.dtype, torch.float32))
+                    if valid is not None and _per_pixel(arg, valid):
+                        arg = torch.where(valid.unsqueeze(1), arg, 0)
+                        finite.append(arg.isfinite().all())
+                inputs.append(arg)
+            value = super().__call__(*inputs, **kwargs)
+            for all_finite in finite:
+                value = value + torch.where(all_finite, 0.0, torch.nan)
+        return value
+
     def bind_dataset(self, num_classes: int, ignore_index: int) -> None:
         """Receive the dataset's number of classes and ignore value."""
         self.num_classes = num_classes
@@ -72,6 +115,11 @@ class SegmentationLoss(nn.Module):
         return encoded * valid.unsqueeze(1).to(dtype), valid
 
 
+def _per_pixel(tensor: Tensor, valid: Tensor) -> bool:
+    """Whether ``tensor`` (``N×K×H×W``) holds per-pixel values for the ``N×H×W`` mask ``valid``."""
+    return tensor.ndim == valid.ndim + 1 and tensor.shape[0] == valid.shape[0] and tensor.shape[2:] == valid.shape[1:]
+
+
 class ClassWeightedLoss(SegmentationLoss):
     """A loss with optional per-class weights, given or computed from the training set.
 
@@ -90,6 +138,12 @@ class ClassWeightedLoss(SegmentationLoss):
         self.scheme: str | None = None
         self.beta = beta
         self._weights_ready = True
+        if isinstance(weight, (int, float)):
+            raise ValueError(
+                f"{type(self).__name__}: a scalar class weight ({weight}) would change nothing (the mean divides "
+                "by the weights); give one weight per class"
+                + (", or Lin et al.'s alpha=..." if "alpha" in type(self).__init__.__code__.co_varnames else "")
+            )
         if isinstance(weight, str):
             self.scheme = "median" if weight == "auto" else weight
             if self.scheme not in WEIGHTING_SCHEMES:

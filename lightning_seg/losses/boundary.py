@@ -59,7 +59,7 @@ class DistanceMapLoss(SegmentationLoss):
         classes = self.chosen(logits.shape[1])
         # A run of consecutive classes (the default 1..C−1) is a slice: a view, not a copy.
         index = slice(classes[0], classes[-1] + 1) if classes == list(range(classes[0], classes[-1] + 1)) else classes
-        probs = logits.float().softmax(1)
+        probs = logits.softmax(1)
         count = (target != self.ignore_index).sum() * len(classes)
         return self.summed_terms(probs, dist_map.to(probs.dtype), target, index) / count.clamp_min(1)
 

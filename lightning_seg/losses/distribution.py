@@ -86,15 +86,24 @@ class CrossEntropyLoss(PixelwiseLoss):
 
 
 class FocalLoss(PixelwiseLoss):
-    """Softmax focal loss ``−α_y (1 − p_y)^γ log p_y`` (Lin et al., ICCV 2017, arXiv 1708.02002).
+    """Softmax focal loss ``−α_t w_y (1 − p_y)^γ log p_y`` (Lin et al., ICCV 2017, arXiv 1708.02002).
 
     This is the multiclass softmax form: ``p_y`` is the softmax probability of the true class. (smp's
     ``FocalLoss(mode="multiclass")`` is a one-vs-rest sigmoid focal loss instead.) ``γ = 0`` gives
     cross-entropy exactly, weights included.
 
+    Convention for α: a scalar ``alpha`` is Lin et al.'s α-balanced form, ``α_t = α`` at pixels of a
+    foreground class (every class but ``background``) and ``1 − α`` at background pixels; the mean divides
+    by the number of labelled pixels (``Σ w_y`` with class weights), not by ``Σ α_t``, so α changes the
+    value as in the paper: on two classes it equals ``torchvision.ops.sigmoid_focal_loss`` of the
+    logit difference. ``weight`` is a per-class weight instead, normalised away in the mean
+    ``Σ w_y ℓ / Σ w_y`` (a weight equal for every class changes nothing, so a scalar weight is refused).
+
     Args:
         gamma: focusing parameter ``γ ≥ 0``.
-        weight: the per-class ``α``: ``None``, a list of ``C`` values, ``"auto"`` or a scheme name.
+        alpha: Lin et al.'s balance ``α ∈ [0, 1]`` of foreground against background, or ``None`` (no α).
+        weight: per-class weights: ``None``, a list of ``C`` values, ``"auto"`` or a scheme name.
+        background: the class weighted ``1 − α`` (only read when ``alpha`` is given).
         beta: the ``effective`` weighting scheme's hyper-parameter.
         ignore_index: ``None`` = the dataset's.
 
@@ -108,11 +117,15 @@ class FocalLoss(PixelwiseLoss):
         weight: list[float] | str | None = None,
         beta: float = 0.999,
         ignore_index: int | None = None,
+        alpha: float | None = None,
+        background: int = 0,
     ) -> None:
         super().__init__(weight, beta, ignore_index)
         if gamma < 0:
             raise ValueError(f"focal gamma must be >= 0, got {gamma}")
-        self.gamma = gamma
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"focal alpha must be in [0, 1] (Lin et al.'s α-balanced form) or None, got {alpha}")
+        self.gamma, self.alpha, self.background = gamma, alpha, background
 
     def pixel_losses(self, logits: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
         labels, valid = self.split_target(target)
@@ -121,6 +134,8 @@ class FocalLoss(PixelwiseLoss):
         if self.gamma:
             # 1 − p computed as −expm1(log p) stays accurate when p is close to 1.
             losses = losses * (-torch.expm1(log_p)).clamp_min(torch.finfo(log_p.dtype).tiny) ** self.gamma
+        if self.alpha is not None:
+            losses = losses * torch.where(labels == self.background, 1.0 - self.alpha, self.alpha)
         return torch.where(valid, losses if weight is None else losses * weight[labels], 0.0)
 
 
@@ -160,15 +175,21 @@ class OhemCrossEntropyLoss(CrossEntropyLoss):
             labels = self.split_target(target)[0]
             prob = logits.softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
             prob = torch.where(valid, prob, torch.inf).flatten()
-            kept = prob < self.threshold
+            # A NaN probability (from a non-finite logit) is kept, so the loss is NaN too, never hidden.
+            kept = (prob < self.threshold) | prob.isnan()
             hardest = prob.topk(min(self.min_kept, prob.numel()), largest=False).indices
             kept[hardest] = True
-            kept &= prob.isfinite()
-        return super().reduce(losses.flatten() * kept, weights.flatten() * kept, logits, target, valid)
+            kept &= valid.flatten()
+        return super().reduce(
+            torch.where(kept, losses.flatten(), 0.0), torch.where(kept, weights.flatten(), 0.0), logits, target, valid
+        )
 
 
 class TopKLoss(CrossEntropyLoss):
     """Cross-entropy over the ``k`` % labelled pixels with the highest loss.
+
+    Convention: pixels are ranked by their *weighted* loss ``w_y ℓ_i`` (with class weights, a rare
+    class's pixels are kept sooner), and the kept pixels' weighted mean is returned.
 
     Wu et al., "Bridging category-level and instance-level semantic image segmentation", arXiv
     1605.06885; the TopK loss of Ma et al.'s loss survey, arXiv 2005.13449.

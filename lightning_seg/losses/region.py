@@ -36,8 +36,8 @@ class RegionLoss(ClassWeightedLoss):
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         weight = self.class_weight(logits.shape[1])
         labels, valid = self.split_target(target)
-        mask = valid.to(torch.float32)
-        probs = logits.float().softmax(1) * mask.unsqueeze(1)
+        mask = valid.to(logits.dtype)
+        probs = torch.where(valid.unsqueeze(1), logits.softmax(1), 0.0)
         num_classes = probs.shape[1]
         predicted = probs.sum((0, 2, 3))
         hits = probs.gather(1, labels.unsqueeze(1)).flatten()
@@ -128,7 +128,8 @@ class FocalTverskyLoss(TverskyLoss):
         losses = super().class_losses(tp, fp, fn)
         # The clamp keeps the gradient of x**e (e < 1) finite where a class loss is exactly 0.
         powered = losses.clamp_min(torch.finfo(losses.dtype).tiny) ** (1.0 / self.gamma)
-        return torch.where(losses > 0, powered, 0.0)
+        # Exactly 0 where the class loss is 0; a NaN class loss stays NaN.
+        return torch.where(losses == 0, 0.0, powered)
 
 
 class GeneralizedDiceLoss(RegionLoss):

@@ -42,7 +42,8 @@ def _batch(seed: int, num_classes: int = 4, size: tuple[int, int] = (9, 7)):
 
 
 def _loss(**kwargs) -> LovaszSoftmaxLoss:
-    loss = LovaszSoftmaxLoss(**kwargs)
+    """The loss with binning even on these small batches (``exact_below=0``) unless told otherwise."""
+    loss = LovaszSoftmaxLoss(**{"exact_below": 0, **kwargs})
     loss.bind_dataset(4, 255)
     return loss
 
@@ -74,8 +75,7 @@ def test_default_matches_smp_value_and_gradient(per_image, seed):
     target[target == 4] = 0
     target[0, :2] = 255
     logits = logits.requires_grad_(True)
-    ours = LovaszSoftmaxLoss(per_image=per_image)
-    ours.bind_dataset(5, 255)
+    ours = _loss(per_image=per_image)
     theirs = smp.losses.LovaszLoss("multiclass", per_image=per_image, ignore_index=255)
     value = ours(logits, target)
     (grad,) = torch.autograd.grad(value, logits)
@@ -139,3 +139,21 @@ def test_non_finite_logits_give_nan_like_cross_entropy():
         broken = logits.clone()
         broken[1, 1, 3, 0] = bad  # row 3 of image 1 is ignored
         torch.testing.assert_close(_loss()(broken, target), finite)
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_few_labelled_pixels_fall_back_to_the_exact_sort(per_image):
+    """Below ``exact_below`` labelled pixels the value and gradient are smp's sort's, exactly; at or above
+    it they are the binned ones."""
+    logits, target = _batch(6, size=(16, 16))
+    logits.requires_grad_(True)
+    labelled = int((target != 255).sum())
+    exact = smp.losses.LovaszLoss("multiclass", per_image=per_image, ignore_index=255)(logits, target)
+    binned = _loss(per_image=per_image)(logits, target)
+    for threshold, expected in ((labelled + 1, exact), (labelled, binned)):
+        value = _loss(per_image=per_image, exact_below=threshold)(logits, target)
+        torch.testing.assert_close(value, expected, atol=0, rtol=0)
+        torch.testing.assert_close(*(torch.autograd.grad(v, logits)[0] for v in (value, expected)), atol=0, rtol=0)
+    assert LovaszSoftmaxLoss().exact_below == 8192
+    with pytest.raises(ValueError, match="exact_below is a number of labelled pixels >= 0, got -1"):
+        LovaszSoftmaxLoss(exact_below=-1)

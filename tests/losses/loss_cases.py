@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import lightning_seg.losses as L
+from lightning_seg.geometry import semantic_edges
 
 C = 4
 
@@ -50,6 +51,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 
 #: Losses whose network input is ``N×C`` per-image logits rather than ``N×C×H×W``.
 IMAGE_LEVEL_INPUT = {"SemanticEncodingLoss"}
+#: Losses whose network input is one logit per pixel, ``N×1×H×W``.
+SINGLE_CHANNEL_INPUT = {"EdgeLoss"}
 
 
 def dist_map(target: torch.Tensor, num_classes: int = C) -> torch.Tensor:
@@ -61,6 +64,7 @@ BUILDERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mask": lambda target: target,
     "instances": lambda target: target,
     "dist_map": dist_map,
+    "edge": lambda target: torch.from_numpy(np.stack([semantic_edges(m.numpy()) for m in target])),
 }
 
 
@@ -83,8 +87,11 @@ def build(case: str) -> nn.Module:
 
 
 def network_input(case: str, pixel_logits: torch.Tensor) -> torch.Tensor:
-    """The tensor the loss reads from the network: the pixel logits, or their per-image mean."""
-    if CASES[case][0].__name__ not in IMAGE_LEVEL_INPUT:
+    """The tensor the loss reads from the network: the pixel logits, their first channel, or their per-image mean."""
+    name = CASES[case][0].__name__
+    if name in SINGLE_CHANNEL_INPUT:
+        return pixel_logits[:, :1].clone()
+    if name not in IMAGE_LEVEL_INPUT:
         return pixel_logits
     return pixel_logits.float().mean((2, 3)).to(pixel_logits.dtype)
 

@@ -37,7 +37,7 @@ def test_non_finite_logit_at_a_labelled_pixel_gives_a_non_finite_loss(case, bad)
     logits = network_input(case, logits)
     # One channel of one labelled pixel (of a class other than the pixel's: the hardest to notice).
     position = (0, 3, 1) if not _image_level(case) else (0,)
-    other_class = (int(target[0, 3, 1]) + 1) % C
+    other_class = (int(target[0, 3, 1]) + 1) % logits.shape[1]
     logits[(position[0], other_class, *position[1:])] = BAD[bad]
     value = call(case, build(case), logits, target)
     assert not torch.isfinite(value), f"{case}: {bad} at a labelled pixel gave {value.item()}"
@@ -48,9 +48,9 @@ def test_non_finite_logit_at_a_labelled_pixel_gives_a_non_finite_loss(case, bad)
 def test_non_finite_logits_at_ignored_pixels_change_nothing(case, bad):
     logits, target = _batch()
     logits = network_input(case, logits)
-    ignored = (target == 255).unsqueeze(1).expand(-1, C, -1, -1)
+    ignored = (target == 255).unsqueeze(1).expand(-1, logits.shape[1], -1, -1)
     if _image_level(case):
-        ignored = (target == 255).flatten(1).all(1, keepdim=True).expand(-1, C)
+        ignored = (target == 255).flatten(1).all(1, keepdim=True).expand(-1, logits.shape[1])
     poisoned = torch.where(ignored, BAD[bad], logits)
     value, grad = _value_and_grad(case, logits, target)
     poisoned_value, poisoned_grad = _value_and_grad(case, poisoned, target)

@@ -1,20 +1,30 @@
-"""Context networks (CCNet, EncNet): their attention/encoding against brute force, shapes, training, export."""
+"""Context networks (CCNet, EncNet, DFN, GALDNet): attention/encoding against brute force, shapes, training, export."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from lightning_seg.losses import CompositeLoss, CrossEntropyLoss, LossTerm, SemanticEncodingLoss
+from lightning_seg.geometry import semantic_edges
+from lightning_seg.losses import CompositeLoss, CrossEntropyLoss, EdgeLoss, LossTerm, SemanticEncodingLoss
 from lightning_seg.losses.composite import bind_losses
-from lightning_seg.models import CCNet, EncNet
+from lightning_seg.models import DFN, CCNet, EncNet, GALDNet
 from lightning_seg.models.context import CrissCrossAttention
 from lightning_seg.models.context.encnet import Encoding
 
 SMALL = {"encoder_name": "tu-regnetx_002", "head_channels": 16}
+#: network, small arguments, {output: stride} (0 = per image).
 NETWORKS = [
-    pytest.param(CCNet, SMALL, id="CCNet"),
-    pytest.param(EncNet, {**SMALL, "codewords": 8}, id="EncNet"),
+    pytest.param(CCNet, SMALL, {"aux": 8}, id="CCNet"),
+    pytest.param(EncNet, {**SMALL, "codewords": 8}, {"aux": 8, "presence": 0}, id="EncNet"),
+    pytest.param(
+        DFN,
+        {"encoder_name": "tu-regnetx_002", "channels": 16, "border_channels": 8},
+        {"aux_8": 8, "aux_16": 16, "aux_32": 32, "border": 4},
+        id="DFN",
+    ),
+    pytest.param(GALDNet, {**SMALL, "inner_channels": 16}, {"aux": 8}, id="GALDNet"),
 ]
 
 
@@ -56,15 +66,20 @@ def test_encoding_layer_matches_explicit_residuals() -> None:
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("cls", "kwargs"), NETWORKS)
+@pytest.mark.parametrize(("cls", "kwargs", "strides"), NETWORKS)
 @pytest.mark.parametrize("size", [(64, 64), (45, 70)])
-def test_outputs_at_two_input_sizes(cls, kwargs, size) -> None:
+def test_outputs_at_two_input_sizes(cls, kwargs, strides, size) -> None:
     out = cls(3, **kwargs)(torch.randn(2, 3, *size))
+    assert set(out) == {"logits", *strides}
     assert out["logits"].shape == (2, 3, *size)
-    # Unpadded, the auxiliary head stays at stride 8; padded, it comes back aligned at input size.
-    assert out["aux"].shape == ((2, 3, 8, 8) if size == (64, 64) else (2, 3, *size))
-    if cls is EncNet:
-        assert out["presence"].shape == (2, 3)
+    for name, stride in strides.items():
+        channels = 1 if name == "border" else 3
+        if stride == 0:
+            assert out[name].shape == (2, channels)
+        elif size == (64, 64):  # unpadded: at the output's own stride
+            assert out[name].shape == (2, channels, 64 // stride, 64 // stride)
+        else:  # padded: upsampled and cropped back, aligned with the image
+            assert out[name].shape == (2, channels, *size)
 
 
 def test_output_stride_16_and_the_auxiliary_head_can_be_dropped() -> None:
@@ -87,35 +102,47 @@ def test_bad_encoder_settings_are_one_line(kwargs, message) -> None:
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("cls", "kwargs"), NETWORKS)
-def test_a_few_steps_lower_the_loss_with_every_auxiliary_term(cls, kwargs) -> None:
+def loss_for(strides: dict[str, int]) -> CompositeLoss:
+    """Cross-entropy on the logits and every auxiliary map, SE loss on ``presence``, EdgeLoss on ``border``."""
+    terms = [LossTerm(CrossEntropyLoss(), name="ce")]
+    for name in strides:
+        loss = {"presence": SemanticEncodingLoss(), "border": EdgeLoss(gamma=2.0)}.get(name, CrossEntropyLoss())
+        terms.append(LossTerm(loss, 0.4, name=name, input=name))
+    composite = CompositeLoss(terms)
+    bind_losses(composite, 3, 255)
+    return composite
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "strides"), NETWORKS)
+def test_a_few_steps_lower_the_loss_with_every_auxiliary_term(cls, kwargs, strides) -> None:
     torch.manual_seed(0)
     net = cls(3, **kwargs)
-    terms = [LossTerm(CrossEntropyLoss(), name="ce"), LossTerm(CrossEntropyLoss(), 0.4, name="aux", input="aux")]
-    if cls is EncNet:
-        terms.append(LossTerm(SemanticEncodingLoss(), 0.2, name="se", input="presence"))
-    loss = CompositeLoss(terms)
-    bind_losses(loss, 3, 255)
+    loss = loss_for(strides)
     image = torch.randn(2, 3, 32, 32)
     mask = torch.zeros(2, 32, 32, dtype=torch.long)
     mask[:, 8:24, 8:24] = 1
     mask[1, :4] = 2
     mask[0, -2:] = 255
+    batch = {
+        "image": image,
+        "mask": mask,
+        "edge": torch.from_numpy(np.stack([semantic_edges(m.numpy()) for m in mask])),
+    }
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     values = []
     for _ in range(4):
-        out = loss(net(image), {"image": image, "mask": mask})
+        out = loss(net(image), batch)
         optimizer.zero_grad()
         out.total.backward()
         optimizer.step()
         values.append(out.total.item())
-    assert set(out.terms) == {t.name for t in terms}
+    assert set(out.terms) == {"ce", *strides}
     assert values[-1] < values[0]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cls", "kwargs"), NETWORKS)
-def test_export(cls, kwargs) -> None:
+@pytest.mark.parametrize(("cls", "kwargs", "strides"), NETWORKS)
+def test_export(cls, kwargs, strides) -> None:
     net = cls(3, **kwargs).eval()
     image = torch.randn(1, 3, 32, 32)
     program = torch.export.export(net, (image,))

@@ -8,7 +8,9 @@ auxiliary FCN head on the stage before it (``aux``).
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
@@ -48,6 +50,30 @@ class FCNHead(nn.Sequential):
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1) -> None:
         mid = max(in_channels // 4, 1)
         super().__init__(ConvBNAct(in_channels, mid, 3), nn.Dropout2d(dropout), nn.Conv2d(mid, num_classes, 1))
+
+
+class ContextHead(nn.Module):
+    """The head shared by CCNet and GALDNet: reduce, a context module, and a bottleneck over both.
+
+    ``X`` (the last stage) → 3×3 conv-BN-ReLU to ``channels`` → ``context`` → 3×3 conv-BN-ReLU →
+    concatenated with ``X`` → 3×3 conv-BN-ReLU → dropout 0.1 → 1×1 classifier (CCNet's Fig. 2; GALD uses
+    the same layout around its GALD block).
+
+    Shape:
+        ``N×in_channels×h×w`` → ``N×num_classes×h×w``.
+    """
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, context: nn.Module) -> None:
+        super().__init__()
+        self.reduce = ConvBNAct(in_channels, channels, 3)
+        self.context = context
+        self.out = ConvBNAct(channels, channels, 3)
+        self.bottleneck = ConvBNAct(in_channels + channels, channels, 3)
+        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(channels, num_classes, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        context = self.out(self.context(self.reduce(x)))
+        return self.classifier(self.bottleneck(torch.cat([x, context], dim=1)))
 
 
 class EncoderHeadNet(StridedNet):
@@ -99,3 +125,31 @@ class EncoderHeadNet(StridedNet):
         if self.aux is not None:
             out["aux"] = self.aux(features[-2])
         return out
+
+
+class ContextHeadNet(EncoderHeadNet):
+    """An :class:`EncoderHeadNet` whose head is a :class:`ContextHead` around a context module.
+
+    Args:
+        num_classes, encoder_name, encoder_weights, in_channels, output_stride, aux_head: as for
+            :class:`EncoderHeadNet`.
+        head_channels: channels of the context module.
+        context: builds the context module from ``head_channels``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder_name: str,
+        encoder_weights: str | None,
+        in_channels: int,
+        output_stride: int,
+        aux_head: bool,
+        head_channels: int,
+        context: Callable[[int], nn.Module],
+    ) -> None:
+        super().__init__(num_classes, encoder_name, encoder_weights, in_channels, output_stride, aux_head)
+        self.context_head = ContextHead(self.channels[-1], head_channels, num_classes, context(head_channels))
+
+    def head(self, features: list[Tensor]) -> dict[str, Tensor]:
+        return {"logits": self.context_head(features[-1])}

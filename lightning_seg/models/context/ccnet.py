@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lightning_seg.models.context.blocks import EncoderHeadNet
-from lightning_seg.models.layers import ConvBNAct
+from lightning_seg.models.context.blocks import ContextHeadNet
 
 
 class CrissCrossAttention(nn.Module):
@@ -49,35 +48,33 @@ class CrissCrossAttention(nn.Module):
 
 
 class RecurrentCrissCross(nn.Module):
-    """The RCCA module (Fig. 2): conv, criss-cross attention applied ``recurrence`` times (shared weights), conv.
+    """Criss-cross attention applied ``recurrence`` times with shared weights (the RCCA module, Fig. 2).
 
     Two loops let every position gather context from the whole image.
 
     Shape:
-        ``N×in_channels×H×W`` → ``N×channels×H×W``.
+        ``N×C×H×W`` → ``N×C×H×W``.
     """
 
-    def __init__(self, in_channels: int, channels: int, recurrence: int = 2, reduction: int = 8) -> None:
+    def __init__(self, channels: int, recurrence: int = 2, reduction: int = 8) -> None:
         super().__init__()
         if recurrence < 1:
             raise ValueError(f"recurrence must be at least 1, got {recurrence}")
-        self.reduce = ConvBNAct(in_channels, channels, 3)
         self.attention = CrissCrossAttention(channels, reduction)
         self.recurrence = recurrence
-        self.out = ConvBNAct(channels, channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.reduce(x)
         for _ in range(self.recurrence):
-            h = self.attention(h)
-        return self.out(h)
+            x = self.attention(x)
+        return x
 
 
-class CCNet(EncoderHeadNet):
+class CCNet(ContextHeadNet):
     """CCNet: a recurrent criss-cross attention head on a dilated encoder, plus the auxiliary FCN head.
 
-    The head (Fig. 2): RCCA on the last stage's features ``X``, concatenation with ``X``, a 3×3
-    conv-BN-ReLU bottleneck, dropout 0.1 and a 1×1 classifier. The auxiliary FCN head on the stage
+    The head (Fig. 2, :class:`~lightning_seg.models.context.blocks.ContextHead`): the RCCA module (3×3
+    conv, criss-cross attention ``R`` times, 3×3 conv) on the last stage's features ``X``, concatenation
+    with ``X``, a 3×3 conv-BN-ReLU bottleneck, dropout 0.1 and a 1×1 classifier. The auxiliary FCN head on the stage
     before (``aux``) is trained with cross-entropy weighted 0.4 in the authors' recipe
     (``experiments/models/ccnet.yaml``).
 
@@ -108,15 +105,9 @@ class CCNet(EncoderHeadNet):
         reduction: int = 8,
         aux_head: bool = True,
     ) -> None:
-        super().__init__(num_classes, encoder_name, encoder_weights, in_channels, output_stride, aux_head)
-        top = self.channels[-1]
-        self.context = RecurrentCrissCross(top, head_channels, recurrence, reduction)
-        self.bottleneck = nn.Sequential(
-            ConvBNAct(top + head_channels, head_channels, 3),
-            nn.Dropout2d(0.1),
-            nn.Conv2d(head_channels, num_classes, 1),
-        )
+        def context(channels: int) -> nn.Module:
+            return RecurrentCrissCross(channels, recurrence, reduction)
 
-    def head(self, features: list[Tensor]) -> dict[str, Tensor]:
-        x = features[-1]
-        return {"logits": self.bottleneck(torch.cat([x, self.context(x)], dim=1))}
+        super().__init__(
+            num_classes, encoder_name, encoder_weights, in_channels, output_stride, aux_head, head_channels, context
+        )

@@ -3,9 +3,11 @@
 from lightning_seg.models.context import DFN, CCNet, EncNet, GALDNet
 from lightning_seg.models.realtime import BiSeNetV1, BiSeNetV2, ContextNet, FastSCNN
 from lightning_seg.models.smp_net import SMPNet
+from lightning_seg.models.unet import AttentionUNet, R2UNet
 
 __all__ = [
     "DFN",
+    "AttentionUNet",
     "BiSeNetV1",
     "BiSeNetV2",
     "CCNet",
@@ -13,5 +15,6 @@ __all__ = [
     "EncNet",
     "FastSCNN",
     "GALDNet",
+    "R2UNet",
     "SMPNet",
 ]

@@ -1,18 +1,23 @@
-"""Epoch time of a quickstart-sized run with and without the diagnostics callbacks, in the same process.
+"""Cost of every diagnostics callback per validation epoch at 5, 19 and 150 classes, against the forward pass.
 
-The model and data come from ``experiments/quickstart.yaml`` (SyntheticDataModule, SMPNet); every run
-uses CSV and TensorBoard loggers under a temporary directory. Runs alternate (baseline, diagnostics,
-baseline, ...) so that drift in machine load hits both alike. The first epoch of every run is left out of
-the per-epoch figures (it holds the one-off work: data statistics, gallery selection, warm-up).
+For each class count ``C`` a validation set of random-rectangle masks (class sizes following a Zipf law,
+as in ADE20K; ``C`` long-ish class names) is scored by the quickstart network (U-Net / ResNet-18, random
+init, ``C`` outputs) through ``Trainer.validate`` with a TensorBoard logger, the default offline
+tracker. The baseline is the validation epoch with no callback: the forward pass, the loss and the
+confusion matrix. Then each callback runs alone (and all of them together) on the same data, and the
+script prints, per epoch:
 
-Two ratios are printed:
+- the time spent inside the callback's hooks (wall time of each hook, so it does not move with the
+  load on the machine the way the difference of two epoch times does), and that time over the
+  baseline epoch;
+- the bytes the callback wrote under ``diagnostics/`` (its PNG / CSV / JSON files) and the growth of
+  the TensorBoard event file.
 
-- *with / without*: median epoch time of the diagnostics runs over that of the baseline runs;
-- *in-run*: within the diagnostics runs, epoch time over epoch time minus the time spent inside the
-  diagnostics callbacks' hooks. This one is measured on the same epochs, so it does not move when other
-  processes load the machine (on a shared machine the first ratio can swing by more than the overhead).
+``ClassDistribution`` runs once per fit (``on_fit_start``), not every epoch: its cost is printed apart.
+Targets at 150 classes: every callback together under 10 % of a validation epoch, under 1 MB of
+figures per epoch.
 
-    python benchmarks/diagnostics.py --epochs 3 --repeats 2
+    python benchmarks/diagnostics.py [--classes 5 19 150] [--num-val 32] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-import yaml
+import numpy as np
 
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import lightning as L  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from lightning_seg.callbacks import (  # noqa: E402
     ClassDistribution,
@@ -39,11 +45,10 @@ from lightning_seg.callbacks import (  # noqa: E402
     PerClassMetrics,
     PredictionGallery,
 )
-from lightning_seg.data.synthetic import SyntheticDataModule  # noqa: E402
+from lightning_seg.data.base import SampleSource, SegmentationDataModule  # noqa: E402
 from lightning_seg.models import SMPNet  # noqa: E402
 from lightning_seg.module import SegmentationModule  # noqa: E402
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 HOOKS = (
     "setup",
     "on_fit_start",
@@ -52,118 +57,159 @@ HOOKS = (
     "on_validation_epoch_end",
     "on_validation_end",
 )
+PER_EPOCH = {
+    "PerClassMetrics": PerClassMetrics,
+    "ConfusionMatrix": ConfusionMatrix,
+    "PredictionGallery": PredictionGallery,
+    "LossBreakdown": LossBreakdown,
+}
 
 
-class EpochTimer(L.Callback):
-    """Wall time of each training epoch (validation included) and of the timed hooks within it."""
+class ZipfSource(SampleSource):
+    """Random images with masks of random rectangles; class ``c`` is drawn with probability ∝ 1 / (c + 1)."""
+
+    def __init__(self, num_samples: int, num_classes: int, size: int, seed: int) -> None:
+        self.num_samples, self.num_classes, self.size, self.seed = num_samples, num_classes, size, seed
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        rng = np.random.default_rng((self.seed, index))
+        weights = 1.0 / np.arange(1, self.num_classes + 1)
+        mask = np.zeros((self.size, self.size), np.uint8)
+        for c in rng.choice(self.num_classes, size=24, p=weights / weights.sum()):
+            top, left = rng.integers(0, self.size - 4, 2)
+            height, width = rng.integers(4, self.size // 2, 2)
+            mask[top : top + height, left : left + width] = c
+        image = rng.integers(0, 256, (self.size, self.size, 3), dtype=np.uint8)
+        return image, mask, f"sample_{index:05d}"
+
+
+class ZipfDataModule(SegmentationDataModule):
+    """``num_classes`` classes named ``category_<c>``; train and val splits of :class:`ZipfSource`."""
+
+    def __init__(self, num_classes: int, num_train: int, num_val: int, size: int, batch_size: int) -> None:
+        super().__init__(batch_size=batch_size)
+        self.class_names = tuple(f"category_{c:03d}" for c in range(num_classes))
+        self.sizes, self.size = {"train": num_train, "val": num_val}, size
+
+    def build_source(self, split: str) -> SampleSource | None:
+        if split not in self.sizes:
+            return None
+        return ZipfSource(self.sizes[split], self.num_classes, self.size, seed=len(split))
+
+
+class HookTimer:
+    """Adds up the wall time of the hooks it wraps."""
 
     def __init__(self) -> None:
-        self.times: list[float] = []
-        self.hook_times: list[float] = []
-        self._hooks = 0.0
+        self.seconds = 0.0
 
-    def timed(self, hook):  # noqa: ANN001, ANN201 (a bound method in, a wrapper out)
-        """Wrap a callback's hook so that its wall time is added to the current epoch's hook time."""
+    def wrap(self, callback: L.Callback) -> L.Callback:
+        for name in HOOKS:
+            hook = getattr(callback, name)
 
-        @functools.wraps(hook)
-        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            start = time.perf_counter()
-            try:
-                return hook(*args, **kwargs)
-            finally:
-                self._hooks += time.perf_counter() - start
+            @functools.wraps(hook)
+            def timed(*args, _hook=hook, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                start = time.perf_counter()
+                try:
+                    return _hook(*args, **kwargs)
+                finally:
+                    self.seconds += time.perf_counter() - start
 
-        return wrapper
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._hooks = 0.0
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.times.append(time.perf_counter() - self._start)
-        self.hook_times.append(self._hooks)
+            setattr(callback, name, timed)
+        return callback
 
 
-def fit_once(config: dict, epochs: int, diagnostics: bool, root: Path, accelerator: str) -> EpochTimer:
-    """One quickstart-sized fit; returns its timer."""
-    L.seed_everything(0, verbose=False)
-    datamodule = SyntheticDataModule(**config["data"]["init_args"])
-    net_args = config["model"]["init_args"]["net"]["init_args"]
-    module = SegmentationModule(
-        net=functools.partial(SMPNet, **net_args),
-        num_classes=datamodule.num_classes,
-        class_names=datamodule.class_names,
-    )
-    timer = EpochTimer()
-    callbacks: list[L.Callback] = [timer]
-    if diagnostics:
-        callbacks += [
-            ClassDistribution(),
-            PerClassMetrics(),
-            ConfusionMatrix(),
-            PredictionGallery(),
-            LossBreakdown(),
-        ]
-        for callback in callbacks[1:]:
-            for hook in HOOKS:
-                setattr(callback, hook, timer.timed(getattr(callback, hook)))
+def folder_bytes(folder: Path, pattern: str = "*") -> int:
+    return sum(p.stat().st_size for p in folder.rglob(pattern) if p.is_file())
+
+
+def validate_once(
+    module: SegmentationModule, datamodule: ZipfDataModule, callbacks: list[L.Callback], root: Path, accelerator: str
+) -> dict[str, float]:
+    """One validation epoch; returns its wall time, the time in the callbacks' hooks and the bytes written."""
+    timer = HookTimer()
     trainer = L.Trainer(
-        max_epochs=epochs,
         accelerator=accelerator,
         devices=1,
         default_root_dir=root,
-        logger=[CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tensorboard")],
-        callbacks=callbacks,
-        enable_checkpointing=False,
+        logger=TensorBoardLogger(root, name="tensorboard"),
+        callbacks=[timer.wrap(c) for c in callbacks],
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,
     )
-    trainer.fit(module, datamodule)
-    return timer
+    start = time.perf_counter()
+    trainer.validate(module, datamodule, verbose=False)
+    return {
+        "epoch": time.perf_counter() - start,
+        "hooks": timer.seconds,
+        "files": folder_bytes(root, "diagnostics/**/*.*"),
+        "figures": folder_bytes(root, "diagnostics/**/*.png"),
+        "tensorboard": folder_bytes(root / "tensorboard", "events.out.tfevents*"),
+    }
+
+
+def fit_start_cost(datamodule: ZipfDataModule, module: SegmentationModule, root: Path) -> tuple[float, int]:
+    """Seconds and bytes of ``ClassDistribution.on_fit_start`` (statistics already scanned, as at setup)."""
+    callback = ClassDistribution()
+    logger = TensorBoardLogger(root, name="tensorboard")
+    trainer = SimpleNamespace(
+        datamodule=datamodule, loggers=[logger], is_global_zero=True, global_step=0, log_dir=str(root)
+    )
+    callback._root = root / "diagnostics"
+    start = time.perf_counter()
+    callback.on_fit_start(trainer, module)
+    return time.perf_counter() - start, folder_bytes(root / "diagnostics")
+
+
+def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
+    L.seed_everything(0, verbose=False)
+    datamodule = ZipfDataModule(num_classes, args.num_train, args.num_val, args.image_size, args.batch_size)
+    module = SegmentationModule(
+        net=functools.partial(SMPNet, arch="Unet", encoder_name="resnet18", encoder_weights=None),
+        num_classes=num_classes,
+        class_names=datamodule.class_names,
+    )
+    _ = datamodule.class_stats  # scanned once at the start of a fit (the module's setup)
+    validate_once(module, datamodule, [], tmp / f"c{num_classes}_warmup", args.accelerator)
+    runs = {"baseline (no callback)": list, **{n: (lambda c=c: [c()]) for n, c in PER_EPOCH.items()}}
+    runs["all four together"] = lambda: [c() for c in PER_EPOCH.values()]
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+    for repeat in range(args.repeats):
+        for name, make in runs.items():
+            root = tmp / f"c{num_classes}_{repeat}_{len(results[name])}_{name.split()[0]}"
+            results[name].append(validate_once(module, datamodule, make(), root, args.accelerator))
+    base = statistics.median(r["epoch"] for r in results["baseline (no callback)"])
+    base_tb = statistics.median(r["tensorboard"] for r in results["baseline (no callback)"])
+    print(f"\nC = {num_classes}: {args.num_val} val images of {args.image_size}², batch {args.batch_size}; "
+          f"baseline validation epoch (forward + loss + confusion matrix) {base:.2f} s (median of {args.repeats})")
+    print("| callback | s in hooks per epoch | × val epoch | figures (PNG) bytes | all files bytes | "
+          "TensorBoard bytes added |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, rows in list(results.items())[1:]:
+        hooks = statistics.median(r["hooks"] for r in rows)
+        tensorboard = statistics.median(r["tensorboard"] for r in rows) - base_tb
+        print(f"| {name} | {hooks:.3f} | {hooks / base:.3f} | {rows[0]['figures']:,} | {rows[0]['files']:,} "
+              f"| {tensorboard:,.0f} |")
+    seconds, written = fit_start_cost(datamodule, module, tmp / f"c{num_classes}_distribution")
+    print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | {written:,} (all files) | | |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (at least 2)")
-    parser.add_argument("--repeats", type=int, default=1, help="baseline/diagnostics pairs")
-    parser.add_argument("--num-train", type=int, help="override the quickstart's training images")
-    parser.add_argument("--num-workers", type=int, help="override the quickstart's loader workers")
+    parser.add_argument("--classes", type=int, nargs="+", default=[5, 19, 150])
+    parser.add_argument("--num-val", type=int, default=32, help="validation images")
+    parser.add_argument("--num-train", type=int, default=32, help="training images (class statistics)")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2, help="validation epochs per configuration")
     parser.add_argument("--accelerator", default="auto")
     args = parser.parse_args()
-    if args.epochs < 2:
-        raise ValueError(
-            f"--epochs must be at least 2 (the first epoch is reported apart), got {args.epochs}"
-        )
-    config = yaml.safe_load(QUICKSTART.read_text())
-    overrides = {"num_train": args.num_train, "num_workers": args.num_workers}
-    config["data"]["init_args"].update({k: v for k, v in overrides.items() if v is not None})
-    print(f"data: {config['data']['init_args']}")
-    epochs: dict[bool, list[float]] = {False: [], True: []}
-    in_run: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            for diagnostics in (False, True):
-                label = "diagnostics" if diagnostics else "baseline"
-                timer = fit_once(
-                    config, args.epochs, diagnostics, Path(tmp) / f"{label}_{repeat}", args.accelerator
-                )
-                epochs[diagnostics] += timer.times[1:]
-                if diagnostics:
-                    in_run += [
-                        t / (t - h) for t, h in zip(timer.times[1:], timer.hook_times[1:], strict=True)
-                    ]
-                hooks = (
-                    f", in diagnostics hooks {[round(h, 2) for h in timer.hook_times]} s"
-                    if diagnostics
-                    else ""
-                )
-                print(f"{label:<11} run {repeat}: epochs {[round(t, 2) for t in timer.times]} s{hooks}")
-    base, diag = statistics.median(epochs[False]), statistics.median(epochs[True])
-    print(f"median epoch (after the first): baseline {base:.2f} s, with diagnostics {diag:.2f} s")
-    print(f"ratio with / without: {diag / base:.3f}")
-    print(f"ratio in-run (epoch / epoch minus diagnostics hooks), median: {statistics.median(in_run):.3f}")
+        for num_classes in args.classes:
+            measure(num_classes, args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -185,8 +185,9 @@ class PredictionGallery(BatchDiagnostic):
     ``on_validation_batch_end``). Colours and labels come from the DataModule's ``palette`` and
     ``class_names``; images are de-normalised with its ``mean``/``std``.
 
-    Files under ``<run dir>/diagnostics/gallery``: ``rare_epoch_NNN.png``, ``worst_epoch_NNN.png`` and
-    ``epoch_NNN.json`` (names and mIoU of the samples shown), plus ``selection.json`` (the fixed set).
+    Files under ``<run dir>/diagnostics/gallery``: ``rare_epoch_NNN.jpg``, ``worst_epoch_NNN.jpg`` (JPEG,
+    as photographs are: a few times smaller than PNG) and ``epoch_NNN.json`` (names and mIoU of the
+    samples shown), plus ``selection.json`` (the fixed set).
     W&B receives each sample as an image with interactive ``predictions`` / ``ground_truth`` masks;
     TensorBoard the figures. In a multi-process run, rank zero shows the samples it validated.
 
@@ -302,7 +303,7 @@ class PredictionGallery(BatchDiagnostic):
         key = f"diagnostics/gallery/{kind}"
         title = f"{kind} validation samples, epoch {trainer.current_epoch}"
         figure = gallery_figure(samples, names, colors, dm.ignore_index, self.alpha, title)
-        log_figure(trainer, key, figure, self.out_dir / f"{kind}_{self.epoch_tag(trainer)}.png")
+        log_figure(trainer, key, figure, self.out_dir / f"{kind}_{self.epoch_tag(trainer)}.jpg")
         labels = {**dict(enumerate(names)), dm.ignore_index: "ignore"}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

@@ -8,6 +8,7 @@ diagnostic on disk.
 
 from __future__ import annotations
 
+import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -78,21 +79,37 @@ def last_confusion(pl_module: LightningModule, stage: str) -> np.ndarray:
 
 
 def log_figure(trainer: Trainer, key: str, figure: Figure, path: Path) -> Path:
-    """Save ``figure`` as PNG at ``path`` and send it to every image-capable logger under ``key``.
+    """Save ``figure`` at ``path`` and send it to every image-capable logger under ``key``.
 
-    The figure is drawn once; W&B receives the PNG file, TensorBoard the same pixels (``add_image``).
+    The figure is drawn and encoded once: PNG (fast compression) for ``.png``, JPEG (quality 90) for
+    ``.jpg`` — photographs such as the gallery's are several times smaller so. W&B receives the file;
+    TensorBoard the same encoded bytes (its ``add_image`` would resample and re-encode the pixels).
     """
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())[..., :3]
+    picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    buffer = io.BytesIO()
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        picture.save(buffer, format="JPEG", quality=90)
+    else:
+        picture.save(buffer, format="PNG", compress_level=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, compress_level=1)
+    path.write_bytes(buffer.getvalue())
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key, [str(path)], step=trainer.global_step)
         elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(key, pixels, global_step=trainer.global_step, dataformats="HWC")
+            _tensorboard_image(logger, key, buffer.getvalue(), picture.size, trainer.global_step)
     return path
+
+
+def _tensorboard_image(logger: TensorBoardLogger, key: str, encoded: bytes, size: tuple[int, int], step: int) -> None:
+    """Write an already encoded PNG/JPEG to TensorBoard's event file as the image summary ``key``."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    width, height = size
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
+    logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
 
 
 def log_table(trainer: Trainer, key: str, frame: pd.DataFrame, path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from lightning_seg.cli import main
 
@@ -59,10 +61,6 @@ def write_config(root: Path, loggers: list[dict]) -> Path:
     return path
 
 
-def is_png(path: Path) -> bool:
-    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -> None:
     loggers = [
         {
@@ -78,20 +76,23 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
     main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=2"])
     run = tmp_path / "csv" / "version_0"
     out = run / "diagnostics"
-    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert pngs == [
+    figures = sorted(p.relative_to(out).as_posix() for p in [*out.rglob("*.png"), *out.rglob("*.jpg")])
+    assert figures == [
         "class_distribution/class_distribution.png",
         "confusion_matrix/val_epoch_000.png",
         "confusion_matrix/val_epoch_001.png",
-        "gallery/rare_epoch_000.png",
-        "gallery/rare_epoch_001.png",
-        "gallery/worst_epoch_000.png",
-        "gallery/worst_epoch_001.png",
+        "gallery/rare_epoch_000.jpg",
+        "gallery/rare_epoch_001.jpg",
+        "gallery/worst_epoch_000.jpg",
+        "gallery/worst_epoch_001.jpg",
         "loss_breakdown/epoch_000.png",
         "loss_breakdown/epoch_001.png",
         "per_class_metrics/curves.png",
     ]
-    assert all(is_png(out / p) for p in pngs)
+    for name in figures:
+        with Image.open(out / name) as picture:
+            picture.load()
+            assert picture.format == ("JPEG" if name.endswith(".jpg") else "PNG")
     for path in out.rglob("*.json"):
         json.loads(path.read_text())
     logged = pd.read_csv(run / "metrics.csv")
@@ -139,21 +140,33 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
     assert first["pixels"][4] == max(s["pixels"][4] for s in selection["samples"]) > 0
     assert json.loads((out / "gallery" / "epoch_001.json").read_text())["rare"][0]["name"] == first["name"]
 
-    # TensorBoard received the figures and the tables.
+    # TensorBoard (the quickstart's offline tracker) received every figure, decodable, and the tables.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(
         str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0, "tensors": 0}
     ).Reload()
-    images = set(events.Tags()["images"])
-    assert {
-        "diagnostics/confusion_matrix/val",
-        "diagnostics/gallery/rare",
-        "diagnostics/per_class_curves",
-        "diagnostics/loss_breakdown",
-        "diagnostics/class_distribution",
-    } <= images
-    assert "diagnostics/per_class_metrics/text_summary" in events.Tags()["tensors"]
+    figure_tags = {
+        "diagnostics/confusion_matrix/val": 2,
+        "diagnostics/gallery/rare": 2,
+        "diagnostics/gallery/worst": 2,
+        "diagnostics/per_class_curves": 2,
+        "diagnostics/loss_breakdown": 2,
+        "diagnostics/class_distribution": 1,
+    }
+    assert set(figure_tags) <= set(events.Tags()["images"])
+    for tag, count in figure_tags.items():
+        shown = events.Images(tag)
+        assert len(shown) == count, tag
+        with Image.open(io.BytesIO(shown[-1].encoded_image_string)) as picture:
+            picture.load()
+            assert picture.size == (shown[-1].width, shown[-1].height), tag
+    texts = {"diagnostics/per_class_metrics/text_summary", "diagnostics/class_distribution/text_summary"}
+    assert texts <= set(events.Tags()["tensors"])
+    table = events.Tensors("diagnostics/per_class_metrics/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert table.startswith("| class | support | iou |") and all(f"| {name} |" in table for name in CLASSES)
+    quickstart = yaml.safe_load((Path(__file__).parents[2] / "experiments" / "quickstart.yaml").read_text())
+    assert "lightning.pytorch.loggers.TensorBoardLogger" in [lg["class_path"] for lg in quickstart["trainer"]["logger"]]
 
 
 def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, monkeypatch) -> None:
@@ -179,7 +192,8 @@ def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, mon
     assert {path.parents[2].name for path in tmp_path.glob("*/diagnostics/per_class_metrics/history.csv")} == run_ids
     run_dir = run_dirs[-1]
     media = run_dir / "files" / "media"
-    images = {p.relative_to(media / "images").as_posix() for p in (media / "images").rglob("*.png")}
+    pictures = [*(media / "images").rglob("*.png"), *(media / "images").rglob("*.jpg")]
+    images = {p.relative_to(media / "images").as_posix() for p in pictures}
     for key in (
         "diagnostics/confusion_matrix/val",
         "diagnostics/gallery/rare",
@@ -195,6 +209,11 @@ def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, mon
     tables = sorted((media / "table").rglob("*.table.json"))
     keys = {t.relative_to(media / "table").as_posix().rsplit("_", 2)[0] for t in tables}
     assert {"diagnostics/per_class_metrics", "diagnostics/class_distribution"} <= keys
+    # The full matrix as W&B's confusion-matrix panel: one row per non-zero cell, every val pixel counted.
+    (matrix,) = [t for t in tables if "confusion_matrix/val_table" in t.as_posix()]
+    cells = json.loads(matrix.read_text())
+    assert cells["columns"] == ["Actual", "Predicted", "nPredictions"]
+    assert sum(row[2] for row in cells["data"]) == 4 * 32 * 32
     table = json.loads(next(t for t in tables if "per_class_metrics" in t.as_posix()).read_text())
     assert table["columns"] == ["class", "support", "iou", "dice", "precision", "recall"]
     assert [row[0] for row in table["data"]] == CLASSES

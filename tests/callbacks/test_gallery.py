@@ -94,7 +94,7 @@ def test_epoch_shows_rare_and_worst_samples(make_trainer, datamodule, tmp_path) 
     selection = json.loads((folder / "selection.json").read_text())
     assert [s["name"] for s in selection["samples"]] == ["val_4", "val_5"]
     assert selection["val_pixels"]["rare"] == 7
-    assert (folder / "rare_epoch_000.png").is_file() and (folder / "worst_epoch_000.png").is_file()
+    assert (folder / "rare_epoch_000.jpg").is_file() and (folder / "worst_epoch_000.jpg").is_file()
     assert callback.state_dict()["selection"] == ["val_4", "val_5"]
 
 

@@ -97,7 +97,8 @@ def fitted_150(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_figure_is_bounded_and_written_at_150_classes(fitted_150: Path) -> None:
-    pngs = sorted(p.relative_to(fitted_150).as_posix() for p in fitted_150.rglob("*.png"))
+    pictures = [*fitted_150.rglob("*.png"), *fitted_150.rglob("*.jpg")]
+    pngs = sorted(p.relative_to(fitted_150).as_posix() for p in pictures)
     # One epoch: the distribution, the confusion matrix, two galleries, the loss breakdown, the curves.
     folders = ["class_distribution", "confusion_matrix", "gallery", "gallery", "loss_breakdown", "per_class_metrics"]
     assert [p.split("/")[0] for p in pngs] == folders

@@ -1,7 +1,8 @@
 """Losses for semantic segmentation with rare classes.
 
 Families: distribution-based (:mod:`.distribution`), region-based (:mod:`.region`, :mod:`.lovasz`), boundary-based
-(:mod:`.boundary`, :mod:`.edge`), auxiliary/embedding (:mod:`.auxiliary`); :class:`CompositeLoss` sums scheduled terms
+(:mod:`.boundary`, :mod:`.edge`), auxiliary/embedding (:mod:`.auxiliary`,
+:mod:`.consistency`); :class:`CompositeLoss` sums scheduled terms
 (:mod:`.schedules`); :mod:`.class_weights` turns class statistics into class weights.
 """
 
@@ -10,6 +11,7 @@ from lightning_seg.losses.base import ClassWeightedLoss, SegmentationLoss
 from lightning_seg.losses.boundary import BoundaryLoss, DistanceMapLoss, HausdorffDTLoss
 from lightning_seg.losses.class_weights import WEIGHTING_SCHEMES, compute_class_weights
 from lightning_seg.losses.composite import CompositeLoss, LossOutput, LossTerm, as_composite, bind_losses
+from lightning_seg.losses.consistency import ConsistencyLoss
 from lightning_seg.losses.distance import signed_distance_map
 from lightning_seg.losses.distribution import (
     CrossEntropyLoss,
@@ -34,6 +36,7 @@ __all__ = [
     "BoundaryLoss",
     "ClassWeightedLoss",
     "CompositeLoss",
+    "ConsistencyLoss",
     "Constant",
     "Cosine",
     "CrossEntropyLoss",

@@ -31,10 +31,12 @@ class LossTerm(nn.Module):
     """One term of a :class:`CompositeLoss`: a loss, its weight schedule and what it reads.
 
     Args:
-        loss: the loss module, called as ``loss(outputs[input], *[batch[t] for t in target])``.
+        loss: the loss module, called as ``loss(outputs[input], *[batch[t] for t in target])`` (with a list
+            of inputs: ``loss(*[outputs[i] for i in input], *[batch[t] for t in target])``).
         weight: a constant or a :class:`~lightning_seg.losses.schedules.WeightSchedule`.
         name: the name used in logs (``train/loss/<name>``); default: the loss class in snake case.
-        input: which network output the loss reads (``logits`` or a named auxiliary output). A map
+        input: which network output the loss reads (``logits`` or a named auxiliary output), or a list of
+            outputs for a loss that compares predictions (e.g. ``[logits_texture, logits]``). A map
             (``N×C×h×w``) smaller than the mask, such as a deep-supervision output, is upsampled to the
             mask's size (bilinear) before the loss sees it; the mask is never downsampled.
         target: which batch entry (or entries) the loss reads after ``input``: ``mask``, ``dist_map``,
@@ -46,19 +48,19 @@ class LossTerm(nn.Module):
         loss: nn.Module,
         weight: float | WeightSchedule = 1.0,
         name: str | None = None,
-        input: str = "logits",
+        input: str | list[str] = "logits",
         target: str | list[str] | None = None,
     ) -> None:
         super().__init__()
         self.loss = loss
         self.schedule = weight if isinstance(weight, WeightSchedule) else Constant(weight)
         self.name = name or _snake_case(type(loss).__name__)
-        self.input = input
+        self.inputs = [input] if isinstance(input, str) else list(input)
         if target is None:
             target = list(getattr(loss, "reads", ("mask",)))
         self.targets = [target] if isinstance(target, str) else list(target)
 
-    def resized(self, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+    def resized(self, name: str, prediction: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         """``prediction`` upsampled (bilinear) to the mask's size when it is a smaller ``N×C×h×w`` map."""
         mask = batch.get("mask")
         if prediction.ndim != 4 or mask is None or prediction.shape[-2:] == mask.shape[-2:]:
@@ -66,7 +68,7 @@ class LossTerm(nn.Module):
         (h, w), (height, width) = prediction.shape[-2:], mask.shape[-2:]
         if h > height or w > width:
             raise ValueError(
-                f"loss term '{self.name}' reads '{self.input}' of size {h}×{w}, larger than the mask's "
+                f"loss term '{self.name}' reads '{name}' of size {h}×{w}, larger than the mask's "
                 f"{height}×{width}; auxiliary outputs must be at the mask's resolution or below"
             )
         return F.interpolate(prediction, size=(height, width), mode="bilinear", align_corners=False)
@@ -115,14 +117,14 @@ class CompositeLoss(nn.Module):
         values: dict[str, Tensor] = {}
         total = torch.zeros((), device=next(iter(outputs.values())).device)
         for term in self.terms:
-            missing = [k for k in [term.input] if k not in outputs] + [k for k in term.targets if k not in batch]
+            missing = [k for k in term.inputs if k not in outputs] + [k for k in term.targets if k not in batch]
             if missing:
                 raise KeyError(
                     f"loss term '{term.name}' reads {missing}, which the network outputs "
                     f"{sorted(outputs)} and the batch {sorted(batch)} do not contain"
                 )
-            prediction = term.resized(outputs[term.input], batch)
-            value = term.loss(prediction, *[batch[t] for t in term.targets])
+            predictions = [term.resized(k, outputs[k], batch) for k in term.inputs]
+            value = term.loss(*predictions, *[batch[t] for t in term.targets])
             values[term.name] = value
             total = total + weights[term.name] * value
         return LossOutput(total, values, weights)

@@ -51,6 +51,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 
 #: Losses whose network input is ``N×C`` per-image logits rather than ``N×C×H×W``.
 IMAGE_LEVEL_INPUT = {"SemanticEncodingLoss"}
+#: Losses that compare two network outputs, each ``N×C×H×W`` (``input: [a, b]`` in a CompositeLoss).
+PAIR_INPUT = {"ConsistencyLoss"}
 #: Losses whose network input is one logit per pixel, ``N×1×H×W``.
 SINGLE_CHANNEL_INPUT = {"EdgeLoss"}
 
@@ -97,5 +99,10 @@ def network_input(case: str, pixel_logits: torch.Tensor) -> torch.Tensor:
 
 
 def call(case: str, loss: nn.Module, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``loss(logits, *entries it reads)`` with the entries built from ``target`` (on the logits' device)."""
-    return loss(logits, *[BUILDERS[name](target.cpu()).to(logits.device) for name in loss.reads])
+    """``loss(logits, *entries it reads)`` with the entries built from ``target`` (on the logits' device).
+
+    A loss comparing two predictions (:data:`PAIR_INPUT`) gets the logits and, as the second prediction,
+    the logits with their channels rolled by one.
+    """
+    predictions = [logits, logits.roll(1, dims=1)] if CASES[case][0].__name__ in PAIR_INPUT else [logits]
+    return loss(*predictions, *[BUILDERS[name](target.cpu()).to(logits.device) for name in loss.reads])

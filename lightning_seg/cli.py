@@ -139,7 +139,9 @@ USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
 
 #: Commands besides LightningCLI's fit/validate/test/predict: ``name -> "module:function"``, where the
 #: function takes the remaining arguments and returns the exit status.
-EXTRA_COMMANDS: dict[str, str] = {}
+EXTRA_COMMANDS: dict[str, str] = {
+    "models": "lightning_seg.zoo:main",  # the model zoo with parameter counts
+}
 
 
 def run_extra_command(name: str, args: list[str]) -> int:

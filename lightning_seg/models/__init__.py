@@ -5,7 +5,7 @@ auxiliary outputs.
 """
 
 from lightning_seg.models.context import DFN, CCNet, EncNet, GALDNet
-from lightning_seg.models.portrait import PortraitNet
+from lightning_seg.models.portrait import PortraitNet, SINet
 from lightning_seg.models.realtime import (
     BiSeNetV1,
     BiSeNetV2,
@@ -43,5 +43,6 @@ __all__ = [
     "LEDNet",
     "PortraitNet",
     "R2UNet",
+    "SINet",
     "SMPNet",
 ]

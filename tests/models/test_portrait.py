@@ -1,4 +1,4 @@
-"""PortraitNet: parameter count, outputs, the consistency term, texture augmentation, and experiments/portrait.yaml."""
+"""PortraitNet and SINet: parameter counts, outputs, consistency, texture augmentation, experiments/portrait.yaml."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from lightning_seg.cli import main
 from lightning_seg.losses import CompositeLoss, ConsistencyLoss, CrossEntropyLoss, EdgeLoss, LossTerm
 from lightning_seg.losses.composite import bind_losses
-from lightning_seg.models import PortraitNet
+from lightning_seg.models import PortraitNet, SINet
 from lightning_seg.models.portrait.blocks import texture_augment
 
 from ..conftest import REPO
@@ -20,9 +20,31 @@ from ..conftest import REPO
 SMALL = {"encoder_name": "tu-mobilenetv3_small_050"}
 
 
-def test_parameter_count_matches_the_paper() -> None:
-    count = sum(p.numel() for p in PortraitNet(2).parameters())
-    assert count == pytest.approx(2.1e6, rel=0.05)  # "about 2.1 M" with MobileNetV2 (width 1)
+@pytest.mark.parametrize(("net", "paper"), [(PortraitNet, 2.1e6), (SINet, 0.087e6)])
+def test_parameter_count_matches_the_paper(net, paper) -> None:
+    # PortraitNet: "about 2.1 M" with MobileNetV2 (width 1); SINet: 0.087 M at 2 classes.
+    assert sum(p.numel() for p in net(2).parameters()) == pytest.approx(paper, rel=0.05)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (45, 70)])
+def test_sinet_outputs_and_a_few_steps_lower_the_loss(size) -> None:
+    torch.manual_seed(0)
+    net = SINet(2)
+    assert set(net(torch.randn(2, 3, *size))) == {"logits"}
+    image = torch.randn(2, 3, *size)
+    mask = torch.zeros(2, *size, dtype=torch.long)
+    mask[:, 10:40, 12:30] = 1
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    values = []
+    for _ in range(4):
+        logits = net(image)["logits"]
+        assert logits.shape == (2, 2, *size)
+        loss = torch.nn.functional.cross_entropy(logits, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        values.append(loss.item())
+    assert values[-1] < values[0]
 
 
 @pytest.mark.parametrize("size", [(64, 64), (45, 70)])
@@ -132,8 +154,9 @@ def test_portrait_recipe_trains_on_a_folder(in_tmp: Path) -> None:
 
 
 @pytest.mark.slow
-def test_export() -> None:
-    net = PortraitNet(2, **SMALL).eval()
+@pytest.mark.parametrize("net", [PortraitNet(2, **SMALL), SINet(2)], ids=["PortraitNet", "SINet"])
+def test_export(net) -> None:
+    net = net.eval()
     image = torch.randn(1, 3, 32, 32)
     program = torch.export.export(net, (image,))
     for key, value in net(image).items():

@@ -67,7 +67,7 @@ class SegmentationCLI(LightningCLI):
     """LightningCLI that links the dataset's facts into the model and prints per-class scores."""
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (LightningArgumentParser)
-        for key in ("num_classes", "ignore_index", "class_names"):
+        for key in ("num_classes", "ignore_index", "class_names", "palette", "mean", "std"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

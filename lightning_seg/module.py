@@ -10,12 +10,14 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, ReduceLROnPlateau
 from torch import Tensor, nn
 
+from lightning_seg.inference import Inferer, SlidingWindow, TestTimeAugmentation, resize_region
 from lightning_seg.losses import CrossEntropyLoss, LossOutput, SegmentationLoss
 from lightning_seg.losses.composite import as_composite, bind_losses
 from lightning_seg.metrics import SegmentationMetrics, class_map
 from lightning_seg.models import SMPNet
 
 STAGES = ("train", "val", "test")
+INFERENCE_STAGES = ("val", "test", "predict")
 
 
 class SegmentationModule(LightningModule):
@@ -39,6 +41,14 @@ class SegmentationModule(LightningModule):
         scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
         monitor: the metric a ReduceLROnPlateau scheduler watches.
         compile: compile the network with ``torch.compile``.
+        palette: one RGB colour per class, for written predictions (linked from the DataModule).
+        mean: the input normalisation mean (linked from the DataModule); with ``palette`` and
+            ``class_names`` it travels in the checkpoint, so predicting a folder needs no training data.
+        std: the input normalisation std.
+        sliding_window: evaluate in overlapping windows (see :class:`~lightning_seg.inference.SlidingWindow`).
+        tta: test-time augmentation (see :class:`~lightning_seg.inference.TestTimeAugmentation`).
+        inference_stages: the stages (of ``val``, ``test``, ``predict``) that use ``sliding_window`` and
+            ``tta``; ``val`` covers both ``validate`` and the validation during ``fit``.
     """
 
     def __init__(
@@ -53,6 +63,12 @@ class SegmentationModule(LightningModule):
         scheduler_interval: str = "epoch",
         monitor: str = "val/loss",
         compile: bool = False,
+        palette: Sequence[Sequence[int]] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        sliding_window: SlidingWindow | None = None,
+        tta: TestTimeAugmentation | None = None,
+        inference_stages: Sequence[str] = INFERENCE_STAGES,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -67,6 +83,13 @@ class SegmentationModule(LightningModule):
             raise ValueError(
                 f"got {len(self.class_names)} class names {self.class_names} for num_classes={num_classes}"
             )
+        unknown = sorted(set(inference_stages) - set(INFERENCE_STAGES))
+        if unknown:
+            raise ValueError(f"inference_stages {unknown} are not among {list(INFERENCE_STAGES)}")
+        self.palette = [tuple(int(v) for v in colour) for colour in palette] if palette else None
+        self.mean, self.std = (tuple(mean) if mean else None), (tuple(std) if std else None)
+        self.inferer = Inferer(sliding_window, tta)
+        self.inference_stages = tuple(inference_stages)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(net)
@@ -100,11 +123,27 @@ class SegmentationModule(LightningModule):
         out = self.net(image)
         return out if isinstance(out, dict) else {"logits": out}
 
+    def logits(self, image: Tensor) -> Tensor:
+        """The network's logits alone (what sliding windows and test-time augmentation forward)."""
+        return self(image)["logits"]
+
+    def infers(self, stage: str) -> bool:
+        """Whether ``stage`` evaluates through sliding windows or test-time augmentation."""
+        return self.inferer.active and stage in self.inference_stages
+
     def model_step(self, batch: dict[str, Any], stage: str) -> tuple[LossOutput, dict[str, Tensor], Tensor]:
-        """Forward, loss and metric update for one batch; returns (loss, outputs, predictions)."""
+        """Forward, loss and metric update for one batch; returns (loss, outputs, predictions).
+
+        In a stage that :meth:`infers`, the outputs are the inferred logits alone (on the image's device),
+        so a loss term reading an auxiliary output fails there with a message naming it.
+        """
         if stage not in self._checked_stages:
             self._check_batch(batch, stage)
-        outputs = self(batch["image"])
+        image = batch["image"]
+        if self.infers(stage):
+            outputs = {"logits": self.inferer(self.logits, image).to(image.device)}
+        else:
+            outputs = self(image)
         if stage not in self._checked_stages:
             self._check_outputs(outputs, batch["mask"])
             self._checked_stages.add(stage)
@@ -136,8 +175,26 @@ class SegmentationModule(LightningModule):
         return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        logits = self(batch["image"])["logits"]
-        return {"preds": class_map(logits), "probs": logits.softmax(1), "names": batch["meta"]["name"]}
+        """Each image's logits and predicted classes at the size the image had on disk.
+
+        Every image is inferred at its own size (never with another image's padding) and brought back
+        to its original size (``meta["original_size"]``, recorded by the dataset before any transform).
+        Pixels the dataset ignores by definition (``batch["ignored"]``) are predicted as ``ignore_index``.
+
+        Returns:
+            ``logits``: list of ``C×h_i×w_i`` float; ``preds``: list of ``h_i×w_i`` int64; ``names``.
+        """
+        meta = batch.get("meta", {})
+        inferer = self.inferer if self.infers("predict") else Inferer()
+        logits = inferer.per_image(self.logits, batch["image"], meta.get("size"), meta.get("original_size"))
+        preds = [class_map(item[None])[0] for item in logits]
+        if "ignored" in batch:
+            for index, pred in enumerate(preds):
+                height, width = meta["size"][index].tolist() if "size" in meta else batch["ignored"].shape[-2:]
+                region = resize_region(batch["ignored"][index, :height, :width], pred.shape)
+                pred[region.to(pred.device)] = self.ignore_index
+        names = list(meta.get("name", [f"batch{batch_idx:05d}_{i}" for i in range(len(preds))]))
+        return {"logits": logits, "preds": preds, "names": names}
 
     # ----- epoch ends: one confusion matrix per stage -> every score -----
     def _log_epoch_scores(self, stage: str) -> None:

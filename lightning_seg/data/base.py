@@ -57,6 +57,13 @@ class SampleSource(ABC):
         """Strings identifying the stored masks (file names, sizes, times), or ``None`` to never cache."""
         return None
 
+    def ignored_region(self, index: int) -> np.ndarray | None:
+        """Pixels of sample ``index`` the dataset ignores by definition (``H×W`` bool), or ``None``.
+
+        E.g. outside DRIVE's field of view. Predictions write ``ignore_index`` there.
+        """
+        return None
+
 
 def _target_builders() -> dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]]:
     """Extra per-sample targets a loss can ask for, each computed in the data workers after augmentation."""
@@ -75,7 +82,10 @@ class SegmentationDataset(Dataset):
     """Applies augmentation, normalisation and extra targets to a :class:`SampleSource`.
 
     Each item is a dict: ``image`` float ``3×H×W``, ``mask`` int64 ``H×W`` (absent when the source has no
-    masks), ``meta`` ``{"name": str}`` and every requested extra target (e.g. ``dist_map`` ``C×H×W``, ``edge`` ``H×W``).
+    masks), ``meta`` ``{"name": str, "size": (H, W), "original_size": (H0, W0)}`` (sizes as int64
+    tensors: after the transform, and as stored, so that a prediction can be brought back to the
+    input's size), every requested extra target (e.g. ``dist_map`` ``C×H×W``, ``edge`` ``H×W``) and, for
+    samples without a mask whose source defines an ignored region, ``ignored`` bool ``H×W``.
     """
 
     def __init__(
@@ -98,22 +108,30 @@ class SegmentationDataset(Dataset):
     def augmented(self, index: int) -> tuple[np.ndarray, np.ndarray | None, str]:
         """Sample ``index`` after augmentation, before normalisation: ``(image uint8, mask or None, name)``."""
         image, mask, name = self.source.load(index)
+        return (*self._transform(image, mask), name)
+
+    def _transform(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         if self.transform is not None:
             out = self.transform(image=image, mask=mask) if mask is not None else self.transform(image=image)
             image, mask = out["image"], out.get("mask", mask)
-        return image, mask, name
+        return image, mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, mask, name = self.augmented(index)
+        raw, mask, name = self.source.load(index)
+        ignored = self.source.ignored_region(index) if mask is None else None
+        # Without a mask, a region ignored by definition rides through the transform in the mask's place.
+        image, label = self._transform(raw, mask if ignored is None else ignored.astype(np.uint8))
         image = self.normalize(image=image)["image"]
         sample: dict[str, Any] = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float(),
-            "meta": {"name": name},
+            "meta": {"name": name, "size": torch.tensor(image.shape[:2]), "original_size": torch.tensor(raw.shape[:2])},
         }
-        if mask is not None:
-            sample["mask"] = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
+        if ignored is not None:
+            sample["ignored"] = torch.from_numpy(np.ascontiguousarray(label) != 0)  # padding fills 255: ignored
+        elif label is not None:
+            sample["mask"] = torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64))
             for key, build in self.extra_targets.items():
-                sample[key] = torch.from_numpy(build(np.ascontiguousarray(mask)))
+                sample[key] = torch.from_numpy(build(np.ascontiguousarray(label)))
         return sample
 
 

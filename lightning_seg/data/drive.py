@@ -93,7 +93,7 @@ class DRIVEDataModule(FileDataModule):
             for path in (manual, fov) if with_manual else (fov,):
                 if not path.is_file():
                     raise FileNotFoundError(f"image {image} has no mask: expected {path}")
-            samples.append(FileSample(image, (manual, fov) if with_manual else (), name))
+            samples.append(FileSample(image, (manual, fov) if with_manual else (), name, valid_region=fov))
         return samples
 
     def list_split(self, split: str) -> list[FileSample] | None:

@@ -91,11 +91,17 @@ def make_lut(mapping: dict[int, int], ignored: Iterable[int], ignore_index: int)
 
 @dataclass(frozen=True)
 class FileSample:
-    """One stored sample: the image, its label files (none for prediction) and a display name."""
+    """One stored sample: the image, its label files (none for prediction) and a display name.
+
+    ``valid_region`` is an optional binary file whose bright pixels are the part of the image the dataset
+    annotates (DRIVE's field of view); the rest is ignored by definition, and predictions of the sample
+    write ``ignore_index`` there.
+    """
 
     image: Path
     labels: tuple[Path, ...]
     name: str
+    valid_region: Path | None = None
 
 
 def pair_files(
@@ -207,6 +213,16 @@ class FileSource(SampleSource):
         mask = self.read_mask(sample)
         _check_size(sample, image.shape[:2], mask.shape)
         return image, mask, sample.name
+
+    def ignored_region(self, index: int) -> np.ndarray | None:
+        """The pixels outside the sample's ``valid_region`` (``H×W`` bool), or ``None`` without one."""
+        sample = self.samples[index]
+        if sample.valid_region is None:
+            return None
+        region = read_grey(sample.valid_region) <= 127
+        region_sample = FileSample(sample.image, (sample.valid_region,), sample.name)
+        _check_size(region_sample, image_size(sample.image), region.shape)
+        return region
 
     def masks(self) -> Iterator[np.ndarray]:
         """Every mask, each checked against its image's size (read from the header only)."""

@@ -8,12 +8,16 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from lightning import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_seg.boundary_metrics import BOUNDARY_SCORES
 from lightning_seg.callbacks.per_class_metrics import PerClassMetrics, describe_classes, zero_iou_classes
+from lightning_seg.callbacks.prediction_writer import PredictionWriter
+from lightning_seg.data.image_folder import CHECKPOINT_FACTS
 from lightning_seg.metrics import SCORES
 from lightning_seg.module import SegmentationModule
 from lightning_seg.tracking import prepare_wandb_loggers
@@ -51,10 +55,12 @@ def format_scores(
     title = f"{len(worst)} lowest IoU of {len(class_names)} classes" if len(worst) < len(scored) else "by IoU"
     lines.append(f"{title}{where}")
     width = max(len("class"), *(len(class_names[k]) for k in worst)) if worst else len("class")
-    lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in SCORES))
+    boundary = any(key.startswith(f"{stage}/{s}/") for s in BOUNDARY_SCORES for key in metrics)
+    columns = SCORES + (BOUNDARY_SCORES if boundary else ())
+    lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>9}" for s in columns))
     for k in worst:
         name = class_names[k]
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(f'{stage}/{s}/{name}'):>9}" for s in SCORES))
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(f'{stage}/{s}/{name}'):>9}" for s in columns))
     pixels = None if train_pixels is None else np.asarray(train_pixels)
     dead = zero_iou_classes(iou, pixels)
     if dead:
@@ -74,6 +80,17 @@ class SegmentationCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         loggers = config.trainer.logger
         prepare_wandb_loggers(loggers if isinstance(loggers, list) else [loggers])
+        if self.subcommand == "predict":
+            fill_data_from_model(config)
+
+    def before_predict(self) -> None:
+        if not any(isinstance(callback, PredictionWriter) for callback in self.trainer.callbacks):
+            self.trainer.callbacks.append(PredictionWriter())
+
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, PredictionWriter) and callback.folder is not None and self.trainer.is_global_zero:
+                print(f"predictions written to {callback.folder}")
 
     def _print_scores(self, stage: str) -> None:
         if not self.trainer.is_global_zero:
@@ -173,13 +190,45 @@ def user_error_message(error: Exception) -> str:
     return reasons[-1] if reasons else text.strip().splitlines()[0]
 
 
+def fill_data_from_model(config: Any) -> None:
+    """Give an :class:`ImageFolderDataModule` the facts of the model it predicts with (from ``--ckpt_path``).
+
+    Lightning reads the checkpoint's hyperparameters into the model's config (``dict_kwargs``); the
+    folder's class names, palette, normalisation and ignore index are taken from there unless given.
+    """
+    data, model = config.get("data"), config.get("model")
+    if data is None or model is None or not str(data.get("class_path", "")).endswith(".ImageFolderDataModule"):
+        return
+    sources = [model.get("dict_kwargs") or {}, model.get("init_args") or {}]
+    for key in CHECKPOINT_FACTS:
+        if data.init_args.get(key) is None:
+            value = next((source.get(key) for source in sources if source.get(key) is not None), None)
+            if value is not None:
+                data.init_args[key] = value
+
+
+def expand_predict_input(argv: list[str]) -> list[str]:
+    """``predict ... --input DIR`` → ``--data lightning_seg.data.ImageFolderDataModule --data.init_args.input DIR``."""
+    if argv[:1] != ["predict"]:
+        return argv
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--input" or item.startswith("--input="):
+            folder = item.split("=", 1)[1] if "=" in item else next(items, "")
+            out += ["--data", "lightning_seg.data.ImageFolderDataModule", f"--data.init_args.input={folder}"]
+        else:
+            out.append(item)
+    return out
+
+
 def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     """Entry point of ``lightning-seg``; tests call it in-process with an argument list.
 
     Errors in the user's config or data are printed as one line (exit status 2); set
     ``LIGHTNING_SEG_DEBUG=1`` to see the full traceback instead.
     """
-    argv = sys.argv[1:] if args is None else args
+    argv = expand_predict_input(list(sys.argv[1:] if args is None else args))
     if argv[:1] and argv[0] in EXTRA_COMMANDS:
         raise SystemExit(run_extra_command(argv[0], list(argv[1:])))
     try:
@@ -190,7 +239,7 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
-            args=args,
+            args=argv,
             run=run,
         )
     except SystemExit as done:

@@ -10,6 +10,7 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, ReduceLROnPlateau
 from torch import Tensor, nn
 
+from lightning_seg.boundary_metrics import BoundaryMetrics
 from lightning_seg.inference import Inferer, SlidingWindow, TestTimeAugmentation, resize_region
 from lightning_seg.losses import CrossEntropyLoss, LossOutput, SegmentationLoss
 from lightning_seg.losses.composite import as_composite, bind_losses
@@ -18,6 +19,8 @@ from lightning_seg.models import SMPNet
 
 STAGES = ("train", "val", "test")
 INFERENCE_STAGES = ("val", "test", "predict")
+#: Options a checkpoint does not keep: the command that evaluates chooses how to infer.
+RUN_TIME_OPTIONS = ("sliding_window", "tta", "inference_stages")
 
 
 class SegmentationModule(LightningModule):
@@ -48,7 +51,12 @@ class SegmentationModule(LightningModule):
         sliding_window: evaluate in overlapping windows (see :class:`~lightning_seg.inference.SlidingWindow`).
         tta: test-time augmentation (see :class:`~lightning_seg.inference.TestTimeAugmentation`).
         inference_stages: the stages (of ``val``, ``test``, ``predict``) that use ``sliding_window`` and
-            ``tta``; ``val`` covers both ``validate`` and the validation during ``fit``.
+            ``tta``; ``val`` covers both ``validate`` and the validation during ``fit``. These three are
+            not saved in checkpoints: give them to the command that evaluates.
+        boundary_stages: the stages (``val``, ``test``) that also score boundary F1, boundary IoU and
+            HD95 per class (:mod:`lightning_seg.boundary_metrics`; CPU distance transforms, so ``test``
+            only by default).
+        boundary_tolerance: distance in pixels within which boundaries match (boundary F1 / IoU).
     """
 
     def __init__(
@@ -69,9 +77,11 @@ class SegmentationModule(LightningModule):
         sliding_window: SlidingWindow | None = None,
         tta: TestTimeAugmentation | None = None,
         inference_stages: Sequence[str] = INFERENCE_STAGES,
+        boundary_stages: Sequence[str] = ("test",),
+        boundary_tolerance: float = 2,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(RUN_TIME_OPTIONS))
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2 (binary tasks use 2 classes), got {num_classes}")
         if scheduler_interval not in ("epoch", "step"):
@@ -90,6 +100,14 @@ class SegmentationModule(LightningModule):
         self.mean, self.std = (tuple(mean) if mean else None), (tuple(std) if std else None)
         self.inferer = Inferer(sliding_window, tta)
         self.inference_stages = tuple(inference_stages)
+        unknown = sorted(set(boundary_stages) - {"val", "test"})
+        if unknown:
+            raise ValueError(f"boundary_stages {unknown} are not among ['val', 'test']")
+        self.boundary_stages = tuple(boundary_stages)
+        # self.val_boundary, self.test_boundary where asked for.
+        for stage in self.boundary_stages:
+            metric = BoundaryMetrics(num_classes, ignore_index, self.class_names, boundary_tolerance)
+            setattr(self, f"{stage}_boundary", metric)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(net)
@@ -150,6 +168,8 @@ class SegmentationModule(LightningModule):
         loss = self.loss(outputs, batch)
         preds = class_map(outputs["logits"])
         self.stage_metrics(stage).update(preds, batch["mask"])
+        if stage in self.boundary_stages:
+            getattr(self, f"{stage}_boundary").update(preds, batch["mask"])
         return loss, outputs, preds
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -204,6 +224,10 @@ class SegmentationModule(LightningModule):
         self.log(f"{stage}/miou", scores.pop("miou"), prog_bar=stage == "val")
         self.log_dict({f"{stage}/{k}": v for k, v in scores.items()})
         metric.reset()
+        if stage in self.boundary_stages:
+            boundary = getattr(self, f"{stage}_boundary")
+            self.log_dict({f"{stage}/{k}": v for k, v in boundary.compute_scores().items()})
+            boundary.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_scores("train")

@@ -65,8 +65,14 @@ def _images() -> list[np.ndarray]:
 def _predict(datamodule: SegmentationDataModule, out: Path) -> dict[str, np.ndarray]:
     module = SegmentationModule(net=ConvNet, num_classes=datamodule.num_classes, class_names=datamodule.class_names)
     writer = PredictionWriter(output_dir=out)
-    trainer = Trainer(accelerator="cpu", logger=False, callbacks=[writer], enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=out.parent)
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=out.parent,
+    )
     trainer.predict(module, datamodule=datamodule, return_predictions=False)
     assert writer.folder is not None
     return {p.stem: np.asarray(Image.open(p)) for p in sorted(writer.folder.glob("*.png"))}

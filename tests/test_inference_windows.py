@@ -136,8 +136,9 @@ def test_tta_combines_with_sliding_windows():
 @torch.no_grad()
 def test_the_module_evaluates_through_the_inferer_in_the_chosen_stages():
     window = SlidingWindow(8, overlap=0.5, blending="uniform")
-    module = SegmentationModule(net=lambda n: pointwise_net(n), num_classes=4, sliding_window=window,
-                                inference_stages=["test"])
+    module = SegmentationModule(
+        net=lambda n: pointwise_net(n), num_classes=4, sliding_window=window, inference_stages=["test"]
+    )
     module.eval()
     calls: list[int] = []
     module.net.register_forward_hook(lambda *args: calls.append(args[1][0].shape[-1]))

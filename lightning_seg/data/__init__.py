@@ -7,6 +7,7 @@ from lightning_seg.data.cityscapes import CityscapesDataModule
 from lightning_seg.data.drive import DRIVEDataModule
 from lightning_seg.data.files import FileDataModule, FileSample, FileSource
 from lightning_seg.data.folder import FolderDataModule
+from lightning_seg.data.image_folder import ImageFolderDataModule
 from lightning_seg.data.kvasir import KvasirSEGDataModule
 from lightning_seg.data.stats import ClassStats
 from lightning_seg.data.synthetic import SyntheticDataModule
@@ -23,6 +24,7 @@ __all__ = [
     "FileSample",
     "FileSource",
     "FolderDataModule",
+    "ImageFolderDataModule",
     "KvasirSEGDataModule",
     "SampleSource",
     "SegmentationDataModule",

@@ -208,7 +208,12 @@ def fill_data_from_model(config: Any) -> None:
 
 
 def expand_predict_input(argv: list[str]) -> list[str]:
-    """``predict ... --input DIR`` → ``--data lightning_seg.data.ImageFolderDataModule --data.init_args.input DIR``."""
+    """Shorthands of ``predict``: ``--input DIR`` and a checkpoint's own model when no config names one.
+
+    ``--input DIR`` → ``--data lightning_seg.data.ImageFolderDataModule --data.init_args.input DIR``; with
+    ``--ckpt_path`` and neither ``--config`` nor ``--model``, ``--model SegmentationModule`` is added (the
+    checkpoint's hyperparameters then fill in the rest, as LightningCLI does for ``--ckpt_path``).
+    """
     if argv[:1] != ["predict"]:
         return argv
     out: list[str] = []
@@ -219,6 +224,9 @@ def expand_predict_input(argv: list[str]) -> list[str]:
             out += ["--data", "lightning_seg.data.ImageFolderDataModule", f"--data.init_args.input={folder}"]
         else:
             out.append(item)
+    names = {item.split("=", 1)[0] for item in out}
+    if "--ckpt_path" in names and not names & {"--config", "-c", "--model"}:
+        out += ["--model", "lightning_seg.module.SegmentationModule"]
     return out
 
 

@@ -131,13 +131,19 @@ def test_folder_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_input_shorthand_expands_only_for_predict() -> None:
+    data = ["--data", "lightning_seg.data.ImageFolderDataModule", "--data.init_args.input=d"]
+    model = ["--model", "lightning_seg.module.SegmentationModule"]
     assert expand_predict_input(["predict", "--input", "d", "--ckpt_path", "c"]) == [
         "predict",
-        "--data",
-        "lightning_seg.data.ImageFolderDataModule",
-        "--data.init_args.input=d",
+        *data,
         "--ckpt_path",
         "c",
+        *model,
     ]
-    assert expand_predict_input(["predict", "--input=d"])[-1] == "--data.init_args.input=d"
+    assert expand_predict_input(["predict", "--input=d", "--config", "x.yaml"]) == [
+        "predict",
+        *data,
+        "--config",
+        "x.yaml",
+    ]
     assert expand_predict_input(["fit", "--input", "d"]) == ["fit", "--input", "d"]

@@ -27,9 +27,10 @@ def context_net(num_classes: int = 4) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, num_classes, 3, padding=1)).eval()
 
 
-@pytest.mark.parametrize("blending", ["uniform", "gaussian"])
-@pytest.mark.parametrize("accumulate_on", ["device", "cpu"])
-@pytest.mark.parametrize("size", [(64, 64), (61, 50)])
+@pytest.mark.parametrize(
+    ("blending", "accumulate_on", "size"),
+    [("uniform", "device", (64, 64)), ("uniform", "cpu", (61, 50)), ("gaussian", "device", (61, 50))],
+)
 @torch.no_grad()
 def test_sliding_window_equals_the_whole_image_for_a_fully_convolutional_net(blending, accumulate_on, size):
     net = pointwise_net()

@@ -14,8 +14,9 @@ from lightning_seg.data.image_folder import ImageFolderDataModule, facts_from_ch
 from lightning_seg.data.synthetic import CLASS_NAMES, PALETTE
 from lightning_seg.module import SegmentationModule
 
-from .conftest import QUICKSTART, TINY_DATA
+from .conftest import QUICKSTART, REPO, TINY_DATA
 
+PREDICT = REPO / "experiments" / "predict.yaml"
 MEAN, STD = [0.3, 0.4, 0.5], [0.2, 0.25, 0.3]
 SMALL_NET = '--model.init_args.net.init_args.arch_kwargs={"encoder_depth": 3, "decoder_channels": [16, 16, 16]}'
 
@@ -86,24 +87,29 @@ def test_predict_a_new_folder_from_the_checkpoint_alone(checkpoint: Path, tmp_pa
             np.asarray(Image.open(written[name])), _oracle(checkpoint, images / f"{name}.png")
         )
 
-    # Again, windowed (an option the checkpoint does not impose): a fresh folder, the first one kept.
+    # Again with experiments/predict.yaml (overlays, probabilities) and windows, an option the checkpoint
+    # does not impose: a fresh folder, the first one kept.
     again = main(
         [
             "predict",
+            "--config",
+            str(PREDICT),
             "--ckpt_path",
             str(checkpoint),
             "--input",
             str(images),
+            "--trainer.callbacks.init_args.probabilities=png",
             "--model.init_args.sliding_window.size=16",
-            "--model.init_args.sliding_window.blending=uniform",
         ]
     )
     assert again.model.inferer.sliding_window.size == (16, 16)
     second = next(cb.folder for cb in again.trainer.callbacks if hasattr(cb, "folder"))
     assert second != folder and all(p.is_file() for p in written.values())
-    assert sorted(p.relative_to(second).as_posix() for p in second.rglob("*.png")) == sorted(
-        f"{name}.png" for name in expected
-    )
+    for name, size in expected.items():
+        assert np.asarray(Image.open(second / f"{name}_overlay.png")).shape == (*size, 3)
+        probs = np.stack([np.asarray(Image.open(second / f"{name}_prob_{c}.png")) for c in CLASS_NAMES])
+        assert probs.dtype == np.uint16 and probs.shape == (len(CLASS_NAMES), *size)
+        np.testing.assert_allclose(probs.astype(float).sum(0), 65535, atol=len(CLASS_NAMES))
 
 
 def test_the_checkpoint_carries_what_prediction_needs(checkpoint: Path, tmp_path: Path) -> None:

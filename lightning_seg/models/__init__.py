@@ -5,7 +5,7 @@ auxiliary outputs.
 """
 
 from lightning_seg.models.context import DFN, CCNet, EncNet, GALDNet
-from lightning_seg.models.portrait import PortraitNet, SINet
+from lightning_seg.models.portrait import ExtremeC3Net, PortraitNet, SINet
 from lightning_seg.models.realtime import (
     BiSeNetV1,
     BiSeNetV2,
@@ -38,6 +38,7 @@ __all__ = [
     "ESNet",
     "ESPNet",
     "EncNet",
+    "ExtremeC3Net",
     "FastSCNN",
     "GALDNet",
     "LEDNet",

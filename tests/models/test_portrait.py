@@ -1,4 +1,4 @@
-"""PortraitNet and SINet: parameter counts, outputs, consistency, texture augmentation, experiments/portrait.yaml."""
+"""PortraitNet, SINet, ExtremeC3Net: parameter counts, outputs, consistency, texture augmentation, recipes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 from lightning_seg.cli import main
 from lightning_seg.losses import CompositeLoss, ConsistencyLoss, CrossEntropyLoss, EdgeLoss, LossTerm
 from lightning_seg.losses.composite import bind_losses
-from lightning_seg.models import PortraitNet, SINet
+from lightning_seg.models import ExtremeC3Net, PortraitNet, SINet
 from lightning_seg.models.portrait.blocks import texture_augment
 
 from ..conftest import REPO
@@ -20,16 +20,17 @@ from ..conftest import REPO
 SMALL = {"encoder_name": "tu-mobilenetv3_small_050"}
 
 
-@pytest.mark.parametrize(("net", "paper"), [(PortraitNet, 2.1e6), (SINet, 0.087e6)])
+@pytest.mark.parametrize(("net", "paper"), [(PortraitNet, 2.1e6), (SINet, 0.087e6), (ExtremeC3Net, 0.038e6)])
 def test_parameter_count_matches_the_paper(net, paper) -> None:
-    # PortraitNet: "about 2.1 M" with MobileNetV2 (width 1); SINet: 0.087 M at 2 classes.
+    # PortraitNet: "about 2.1 M" with MobileNetV2 (width 1); SINet: 0.087 M, ExtremeC3Net 0.038 M (2 classes).
     assert sum(p.numel() for p in net(2).parameters()) == pytest.approx(paper, rel=0.05)
 
 
+@pytest.mark.parametrize("cls", [SINet, ExtremeC3Net])
 @pytest.mark.parametrize("size", [(64, 64), (45, 70)])
-def test_sinet_outputs_and_a_few_steps_lower_the_loss(size) -> None:
+def test_small_portrait_nets_give_logits_and_a_few_steps_lower_the_loss(cls, size) -> None:
     torch.manual_seed(0)
-    net = SINet(2)
+    net = cls(2)
     assert set(net(torch.randn(2, 3, *size))) == {"logits"}
     image = torch.randn(2, 3, *size)
     mask = torch.zeros(2, *size, dtype=torch.long)
@@ -154,7 +155,9 @@ def test_portrait_recipe_trains_on_a_folder(in_tmp: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("net", [PortraitNet(2, **SMALL), SINet(2)], ids=["PortraitNet", "SINet"])
+@pytest.mark.parametrize(
+    "net", [PortraitNet(2, **SMALL), SINet(2), ExtremeC3Net(2)], ids=["PortraitNet", "SINet", "ExtremeC3Net"]
+)
 def test_export(net) -> None:
     net = net.eval()
     image = torch.randn(1, 3, 32, 32)

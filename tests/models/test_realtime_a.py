@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from lightning_seg.cli import main
 from lightning_seg.data.synthetic import SyntheticSource
@@ -93,6 +94,20 @@ def test_each_network_config_fits_overlaid_on_the_quickstart(cls: type, in_tmp: 
     cli = main(["fit", "--config", str(QUICKSTART), "--config", str(config), *TINY_DATA, "--trainer.fast_dev_run=true"])
     assert type(cli.model.net) is cls
     assert cli.trainer.state.finished
+
+
+def test_each_config_overlays_a_dataset_config_with_another_optimizer(capsys: pytest.CaptureFixture) -> None:
+    """cityscapes.yaml trains with SGD (momentum); an Adam recipe on top must not inherit its arguments."""
+    for cls, name in CONFIGS.items():
+        recipe = yaml.safe_load((REPO / "experiments" / "models" / f"{name}.yaml").read_text())["model"]["init_args"]
+        with pytest.raises(SystemExit) as done:
+            main(["fit", "--config", str(REPO / "experiments/cityscapes.yaml"),
+                  "--config", str(REPO / "experiments/models" / f"{name}.yaml"), "--print_config"])  # fmt: skip
+        assert done.value.code in (0, None)
+        model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+        assert model["net"]["class_path"] == f"lightning_seg.models.{cls.__name__}"
+        assert model["optimizer"]["class_path"] == recipe["optimizer"]["class_path"]
+        assert model["optimizer"]["init_args"].items() >= recipe["optimizer"]["init_args"].items()
 
 
 def test_models_command_lists_every_network_with_its_parameter_count(capsys: pytest.CaptureFixture) -> None:

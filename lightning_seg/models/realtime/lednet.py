@@ -99,18 +99,18 @@ class LEDNet(RealtimeNet):
     5, 9, 17; then the attention pyramid decoder at 1/8 and bilinear upsampling to the input. Dropout
     0.03 in the first two stages and 0.3 in the third (ERFNet's rates; the paper gives none).
     Convolutions of the units carry biases as in the authors' code. 0.94 M parameters at 19 classes (the
-    paper's figure), output stride 32 (the pyramid halves the 1/8 features three times).
+    paper's figure), output stride 64 (the pyramid halves the 1/8 features three times).
 
     Args:
         num_classes: output classes.
         in_channels: image channels.
 
     Shape:
-        ``N×in_channels×H×W`` → logits ``N×num_classes×H×W`` (inputs are padded to a multiple of 32).
+        ``N×in_channels×H×W`` → logits ``N×num_classes×H×W`` (inputs are padded to a multiple of 64).
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3) -> None:
-        super().__init__(num_classes, in_channels, stride=32)
+        super().__init__(num_classes, in_channels, stride=64)
         self.encoder = nn.Sequential(
             DownsamplingUnit(in_channels, 32),
             *(SplitShuffleUnit(32, dropout=0.03) for _ in range(3)),

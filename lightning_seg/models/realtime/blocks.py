@@ -1,7 +1,7 @@
 """Blocks shared by the real-time networks.
 
-Blocks shared by the real-time networks: strided downsampling units, factorized residual units,
-transposed-convolution upsamplers and input injection.
+Strided downsampling units, factorized residual units, transposed-convolution upsamplers and input
+injection, and :class:`RealtimeNet`, the networks' base class.
 
 Each block cites the paper that introduced it; the networks in this package combine them as their papers
 describe.

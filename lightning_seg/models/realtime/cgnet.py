@@ -18,7 +18,7 @@ from lightning_seg.models.realtime.blocks import (
 class GlobalContext(nn.Module):
     """CGNet's global context extractor f_glo.
 
-    CGNet's global context extractor f_glo: channel weights from global average pooling through two
+    Channel weights from global average pooling through two
     fully connected layers (a squeeze-and-excitation gate).
 
     Shape:
@@ -41,7 +41,7 @@ class GlobalContext(nn.Module):
 class ContextGuidedBlock(nn.Module):
     """CGNet's context guided block (CG block).
 
-    CGNet's context guided block (Fig. 3): a joint feature of a local extractor f_loc (3×3 depthwise)
+    Fig. 3 of the paper: a joint feature of a local extractor f_loc (3×3 depthwise)
     and a surrounding-context extractor f_sur (dilated 3×3 depthwise), batch norm and PReLU, refined by
     the global context f_glo, with a global residual.
 

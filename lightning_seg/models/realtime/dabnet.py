@@ -18,7 +18,7 @@ from lightning_seg.models.realtime.blocks import (
 class DepthwiseAsymmetricBottleneck(nn.Module):
     """DABNet's depth-wise asymmetric bottleneck (DAB) module.
 
-    DABNet's DAB module (Fig. 2c): batch norm and PReLU, a 3×3 convolution halving the channels, two
+    Fig. 2c of the paper: batch norm and PReLU, a 3×3 convolution halving the channels, two
     depthwise factorized branches (``3×1``, ``1×3``; the second dilated) summed, batch norm and PReLU, a
     1×1 convolution back to the channels, and the residual sum.
 

@@ -11,7 +11,7 @@ from lightning_seg.models.realtime.blocks import DownsamplingUnit, FactorizedCon
 class EDAModule(nn.Module):
     """EDANet's efficient dense module of asymmetric convolution (EDA module).
 
-    EDANet's EDA module (Fig. 3): a 1×1 convolution to ``growth`` channels, a factorized 3×3
+    Fig. 3 of the paper: a 1×1 convolution to ``growth`` channels, a factorized 3×3
     convolution, a dilated factorized 3×3 convolution (batch norm and ReLU after each stage), dropout,
     and the result concatenated to the input (dense connectivity).
 

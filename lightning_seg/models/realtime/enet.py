@@ -12,7 +12,7 @@ from lightning_seg.models.realtime.blocks import DownsamplingUnit, RealtimeNet, 
 class Bottleneck(nn.Module):
     """ENet's regular, dilated or asymmetric bottleneck.
 
-    ENet's bottleneck (Fig. 2b): 1×1 projection to a quarter of the channels, a main convolution,
+    Fig. 2b of the paper: a 1×1 projection to a quarter of the channels, a main convolution,
     1×1 expansion, spatial dropout, residual sum and PReLU.
 
     Args:
@@ -28,6 +28,8 @@ class Bottleneck(nn.Module):
 
     def __init__(self, channels: int, kind: str = "regular", dilation: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
+        if kind not in ("regular", "dilated", "asymmetric"):
+            raise ValueError(f"ENet bottleneck kind must be 'regular', 'dilated' or 'asymmetric', got {kind!r}")
         inner = channels // 4
         if kind == "asymmetric":
             main: nn.Module = nn.Sequential(
@@ -51,7 +53,7 @@ class Bottleneck(nn.Module):
 class DownsamplingBottleneck(nn.Module):
     """ENet's downsampling bottleneck.
 
-    ENet's downsampling bottleneck: 2×2 stride-2 projection in the extension; the main branch is max
+    A 2×2 stride-2 projection in the extension; the main branch is max
     pooling (indices kept for the decoder's unpooling) padded with zero channels.
 
     Shape:
@@ -79,7 +81,7 @@ class DownsamplingBottleneck(nn.Module):
 class UpsamplingBottleneck(nn.Module):
     """ENet's upsampling bottleneck.
 
-    ENet's upsampling bottleneck: the main branch is a 1×1 convolution and max unpooling with the
+    The main branch is a 1×1 convolution and max unpooling with the
     matching encoder indices; the extension has a 3×3 stride-2 transposed convolution.
 
     Shape:

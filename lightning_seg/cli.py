@@ -158,6 +158,7 @@ USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
 #: function takes the remaining arguments and returns the exit status.
 EXTRA_COMMANDS: dict[str, str] = {
     "models": "lightning_seg.zoo:main",  # the model zoo with parameter counts
+    "check-data": "lightning_seg.check_data:main",
 }
 
 

@@ -100,9 +100,7 @@ def denormalise(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> n
     return (pixels.clip(0, 1) * 255).round().astype(np.uint8)
 
 
-def overlay(
-    image: np.ndarray, mask: np.ndarray, colors: np.ndarray, ignore_index: int, alpha: float
-) -> np.ndarray:
+def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, ignore_index: int, alpha: float) -> np.ndarray:
     """Blend the class colours of ``mask`` into ``image``; ignored pixels keep the image.
 
     Shape:
@@ -200,14 +198,10 @@ class PredictionGallery(BatchDiagnostic):
 
     folder = "gallery"
 
-    def __init__(
-        self, num_rare: int = 4, num_worst: int = 4, every_n_epochs: int = 1, alpha: float = 0.5
-    ) -> None:
+    def __init__(self, num_rare: int = 4, num_worst: int = 4, every_n_epochs: int = 1, alpha: float = 0.5) -> None:
         super().__init__(every_n_epochs)
         if num_rare < 0 or num_worst < 0 or num_rare + num_worst == 0:
-            raise ValueError(
-                f"num_rare and num_worst must be 0 or more, not both 0; got {num_rare}, {num_worst}"
-            )
+            raise ValueError(f"num_rare and num_worst must be 0 or more, not both 0; got {num_rare}, {num_worst}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self.num_rare = num_rare
@@ -247,8 +241,7 @@ class PredictionGallery(BatchDiagnostic):
             self.out_dir / "selection.json",
             {
                 "samples": [
-                    {"index": i, "name": n, "pixels": counts[i].tolist()}
-                    for i, n in zip(chosen, names, strict=True)
+                    {"index": i, "name": n, "pixels": counts[i].tolist()} for i, n in zip(chosen, names, strict=True)
                 ],
                 "val_pixels": dict(zip(class_names(trainer, num_classes), totals.tolist(), strict=True)),
             },

@@ -120,9 +120,7 @@ class LossBreakdown(BatchDiagnostic):
             return
         sums = trainer.strategy.reduce(self._sums, reduce_op="sum").cpu().numpy()
         frame = breakdown_table(sums, class_names(trainer, sums.shape[1]))
-        for name, ce_share, grad_share in zip(
-            frame["class"], frame["ce_share"], frame["grad_share"], strict=True
-        ):
+        for name, ce_share, grad_share in zip(frame["class"], frame["ce_share"], frame["grad_share"], strict=True):
             pl_module.log(f"val/loss_share/{name}", float(ce_share))
             pl_module.log(f"val/grad_share/{name}", float(grad_share))
         if not trainer.is_global_zero:

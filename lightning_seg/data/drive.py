@@ -8,7 +8,9 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from lightning_seg.data.files import FileDataModule, FileSample, FileSource, list_images, read_grey
+from lightning_seg.data.crops import ScaleCrop
+from lightning_seg.data.files import FileDataModule, FileSample, FileSource, list_images
+from lightning_seg.data.imageio import read_label
 from lightning_seg.data.transforms import TransformSpec
 
 #: Training images held out for validation (DRIVE has none): the last four of the 20, ids 37–40.
@@ -17,7 +19,7 @@ VAL_IDS = ("37", "38", "39", "40")
 
 def _foreground(path: Path) -> np.ndarray:
     """Read a binary annotation (GIF, 0 / 255) as a boolean array, robust to stray grey values."""
-    return read_grey(path) > 127
+    return read_label(path, grey=True) > 127
 
 
 class DRIVESource(FileSource):
@@ -76,8 +78,7 @@ class DRIVEDataModule(FileDataModule):
                 A.VerticalFlip(p=0.5),
                 A.Rotate(limit=180, border_mode=cv2.BORDER_CONSTANT, p=0.5),
                 A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-                A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT),
-                A.RandomCrop(height=height, width=width),
+                ScaleCrop(height, width, scale=(1.0, 1.0)),  # pad (with ignore) and crop
             ]
         )
 

@@ -7,70 +7,55 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from PIL import Image
 
 from lightning_seg.data.base import SampleSource, SegmentationDataModule
+from lightning_seg.data.imageio import (
+    IMAGE_EXTENSIONS,
+    exif_orientation,
+    orient,
+    oriented_size,
+    read_image_stored,
+    read_label,
+    stored_size,
+)
 from lightning_seg.data.transforms import TransformSpec, scale_crop_flip
-
-#: File extensions read as images or masks (lower case).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file as ``H×W×3`` RGB uint8 (OpenCV, with Pillow for formats OpenCV lacks)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is not None:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    try:
-        with Image.open(path) as pil:
-            return np.asarray(pil.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
-
-
-def read_label(path: Path) -> np.ndarray:
-    """Decode a label file as stored: ``H×W`` (indexed, greyscale) or ``H×W×3`` (colour) array.
-
-    Palette PNGs give their palette indices, which is how VOC and many tools store class ids.
-    """
-    try:
-        with Image.open(path) as pil:
-            if pil.mode in {"P", "L", "I", "I;16", "I;16B", "I;16L"}:
-                return np.asarray(pil)
-            if pil.mode == "1":
-                return np.asarray(pil.convert("L"))
-            return np.asarray(pil.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read mask {path}: {error}") from None
-
-
-def read_grey(path: Path) -> np.ndarray:
-    """Decode a binary or greyscale annotation as ``H×W`` uint8 brightness (palettes resolved to grey)."""
-    try:
-        with Image.open(path) as pil:
-            return np.asarray(pil.convert("L"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read mask {path}: {error}") from None
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` of an image file, read from its header only."""
-    try:
-        with Image.open(path) as pil:
-            return pil.height, pil.width
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
 
 
 def list_images(folder: Path, suffix: str = "") -> dict[str, Path]:
-    """Images directly inside ``folder`` by name without ``suffix`` and extension, e.g. ``{"0001": .../0001.png}``."""
-    found = {}
+    """Images directly inside ``folder`` by name without ``suffix`` and extension, e.g. ``{"0001": .../0001.png}``.
+
+    Raises:
+        ValueError: if two files share a name (``a.jpg`` and ``a.png``), naming both.
+    """
+    found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.stem.endswith(suffix):
-            found[path.stem[: len(path.stem) - len(suffix)]] = path
+            name = path.stem[: len(path.stem) - len(suffix)]
+            if name in found:
+                raise ValueError(
+                    f"two files share the name '{name}' in {folder}: {found[name].name} and {path.name}; "
+                    "rename or remove one (which one is meant cannot be told)"
+                )
+            found[name] = path
     return found
+
+
+def seeded_split(names: Sequence[str], split: str, fractions: dict[str, float], seed: int) -> list[str]:
+    """Pick the names of ``split`` in a fixed random split of ``names``.
+
+    The sorted names are permuted with ``seed``; the parts in ``fractions`` (e.g. ``{"test": 0.1,
+    "val": 0.1}``) take ``round(fraction × n)`` names each, in that order, and ``train`` the rest. Each part
+    is returned sorted. The split depends only on the set of names and the seed.
+    """
+    ordered = sorted(names)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    parts, start = {}, 0
+    for part, fraction in fractions.items():
+        count = round(fraction * len(ordered))
+        parts[part], start = order[start : start + count], start + count
+    parts["train"] = order[start:]
+    return sorted(ordered[i] for i in parts.get(split, []))
 
 
 def make_lut(mapping: dict[int, int], ignored: Iterable[int], ignore_index: int) -> np.ndarray:
@@ -87,6 +72,27 @@ def make_lut(mapping: dict[int, int], ignored: Iterable[int], ignore_index: int)
     for value, train_id in mapping.items():
         lut[value] = train_id
     return lut
+
+
+def binary_mask(path: Path) -> np.ndarray:
+    """Read a two-class mask by the ``binary`` rule: 0/1 or 0/255 files → 0/1 uint8 ``H×W``.
+
+    A file whose largest value is 1 is a 0/1 mask; otherwise a pixel ≥ 128 is foreground, which also reads
+    JPEG masks whose flat regions hold values such as 3 and 250. Colour files use their brightest
+    channel. A file whose largest value lies in 2..127 fits neither form and is an error.
+    """
+    raw = read_label(path)
+    if raw.ndim == 3:
+        raw = raw.max(axis=2)
+    top = int(raw.max()) if raw.size else 0
+    if top <= 1:
+        return raw.astype(np.uint8)
+    if top < 128:
+        raise ValueError(
+            f"mask {path} has values up to {top}: mask_format 'binary' expects 0/1 or 0/255 masks "
+            "(a pixel ≥ 128 is foreground); give other codes with mask_values"
+        )
+    return (raw >= 128).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,9 @@ def pair_files(
     images = list_images(image_dir, image_suffix)
     masks = list_images(mask_dir, mask_suffix) if mask_dir is not None else {}
     wanted = list(images) if names is None else list(names)
+    repeated = sorted({name for name in wanted if wanted.count(name) > 1}) if len(set(wanted)) < len(wanted) else []
+    if repeated:
+        raise ValueError(f"the split list names {repeated[:5]} more than once (each sample would be used twice)")
     samples = []
     for name in wanted:
         if name not in images:
@@ -150,13 +159,22 @@ class FileSource(SampleSource):
     maps to train ids (``-1`` in the table marks a value that must not occur). A subclass overrides
     :meth:`decode_mask` for encodings other than one single-channel class-index file.
 
+    Images are read by :mod:`lightning_seg.data.imageio`'s rules (truncated files rejected, EXIF
+    orientation applied). A mask follows its image's orientation: a mask of the stored image's size is
+    turned with it (it was drawn on the stored pixels); a mask that already has the upright size of a
+    sideways-stored image is taken as drawn on the upright image. A square image cannot tell the two
+    apart and is taken as the first.
+
     Args:
         samples: the stored samples.
-        root: the dataset folder (class statistics are cached next to it).
+        root: the dataset folder.
         num_classes: number of classes.
         ignore_index: the ignore value of the train ids.
         lut: table from stored value to train id (see :func:`make_lut`); default: ``0..C-1`` and
-            ``ignore_index`` stay, everything else is an error.
+            ``ignore_index`` stay, everything else is an error; with this default, a 2-class mask that
+            holds only 0 and ``ignore_index`` is an error (a 0/255 binary mask would lose its foreground).
+        unlisted: how an error names the stored values the table lacks; default: the classes and the
+            ignore value.
     """
 
     def __init__(
@@ -166,15 +184,25 @@ class FileSource(SampleSource):
         num_classes: int,
         ignore_index: int,
         lut: np.ndarray | None = None,
+        unlisted: str | None = None,
     ) -> None:
         self.samples = list(samples)
         self.root = root
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        # Only where stored values are read as they are (subclasses decoding other encodings opt out).
+        self.guard_binary = lut is None and num_classes == 2 and type(self).decode_mask is FileSource.decode_mask
         self.lut = make_lut({k: k for k in range(num_classes)}, [ignore_index], ignore_index) if lut is None else lut
+        valid = f"0..{num_classes - 1}" if num_classes > 1 else "0"
+        hint = "; for 0/255 or JPEG binary masks set mask_format: binary" if self.guard_binary else ""
+        self.unlisted = unlisted or f"outside the classes ({valid}) and not the ignore value {ignore_index}{hint}"
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def describe(self, index: int) -> str:
+        sample = self.samples[index]
+        return f"sample '{sample.name}' ({', '.join(str(p) for p in (sample.image, *sample.labels))})"
 
     def decode_mask(self, sample: FileSample) -> np.ndarray:
         """Raw label values ``H×W`` of ``sample`` (before the lookup table)."""
@@ -190,7 +218,7 @@ class FileSource(SampleSource):
         return self.lut
 
     def read_mask(self, sample: FileSample) -> np.ndarray:
-        """Train ids ``H×W`` uint8 of ``sample``; raises on values the dataset does not define."""
+        """Train ids ``H×W`` uint8 of ``sample`` as stored (not yet oriented); raises on undefined values."""
         raw = self.decode_mask(sample)
         if raw.size and int(raw.max()) > 255:
             bad = np.unique(raw[raw > 255])[:10].tolist()
@@ -198,45 +226,54 @@ class FileSource(SampleSource):
         mask = self.lut_for(sample)[raw.astype(np.uint8)]
         if (mask < 0).any():
             bad = np.unique(raw[mask < 0])[:10].tolist()
-            valid = f"0..{self.num_classes - 1}" if self.num_classes > 1 else "0"
-            raise ValueError(
-                f"mask {sample.labels[0]} has label values {bad} outside the classes ({valid}) "
-                f"and not the ignore value {self.ignore_index}"
-            )
+            raise ValueError(f"mask {sample.labels[0]} has label values {bad} {self.unlisted}")
+        if self.guard_binary:
+            self._refuse_ignored_foreground(sample, raw)
         return mask.astype(np.uint8)
+
+    def _refuse_ignored_foreground(self, sample: FileSample, raw: np.ndarray) -> None:
+        ignore = self.ignore_index
+        if (raw == ignore).any() and not ((raw != 0) & (raw != ignore)).any():
+            raise ValueError(
+                f"mask {sample.labels[0]} holds only 0 and {ignore}, and {ignore} is ignore_index: "
+                f"as a 0/{ignore} binary mask its foreground would be ignored. Set mask_format: binary "
+                f"(or mask_values: {{0: 0, {ignore}: 1}}); if {ignore} really marks ignored pixels, "
+                f"set mask_values: {{0: 0, 1: 1, {ignore}: {ignore}}}"
+            )
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None, str]:
         sample = self.samples[index]
-        image = read_image(sample.image)
+        image, orientation = read_image_stored(sample.image), exif_orientation(sample.image)
         if not sample.labels:
-            return image, None, sample.name
-        mask = self.read_mask(sample)
-        _check_size(sample, image.shape[:2], mask.shape)
-        return image, mask, sample.name
+            return orient(image, orientation), None, sample.name
+        mask = _upright_mask(sample, image.shape[:2], orientation, self.read_mask(sample))
+        return orient(image, orientation), mask, sample.name
 
     def ignored_region(self, index: int) -> np.ndarray | None:
         """The pixels outside the sample's ``valid_region`` (``H×W`` bool), or ``None`` without one."""
         sample = self.samples[index]
         if sample.valid_region is None:
             return None
-        region = read_grey(sample.valid_region) <= 127
+        region = read_label(sample.valid_region, grey=True) <= 127
         region_sample = FileSample(sample.image, (sample.valid_region,), sample.name)
-        _check_size(region_sample, image_size(sample.image), region.shape)
-        return region
+        return _upright_mask(region_sample, stored_size(sample.image), exif_orientation(sample.image), region)
 
     def masks(self) -> Iterator[np.ndarray]:
-        """Every mask, each checked against its image's size (read from the header only)."""
+        """Every mask (upright), each checked against its image's size (read from the header only)."""
         for sample in self.samples:
             if sample.labels:
-                mask = self.read_mask(sample)
-                _check_size(sample, image_size(sample.image), mask.shape)
-                yield mask
+                orientation = exif_orientation(sample.image)
+                yield _upright_mask(sample, stored_size(sample.image), orientation, self.read_mask(sample))
 
-    def fingerprint(self) -> list[str]:
-        """Each label file's path under the root, size and modification time."""
-        entries = []
+    def decoding(self) -> tuple:
+        """The settings that turn stored values into train ids (part of the class-statistics cache key)."""
+        return type(self).__qualname__, self.lut.tobytes()
+
+    def fingerprint(self, with_images: bool = False) -> list[str]:
+        """Each label file's (and image's) path under the root, size and modification time, and :meth:`decoding`."""
+        entries = [repr(self.decoding())]
         for sample in self.samples:
-            for path in sample.labels:
+            for path in (sample.image, *sample.labels) if with_images else sample.labels:
                 stat = path.stat()
                 entries.append(f"{_relative(path, self.root)}:{stat.st_size}:{stat.st_mtime_ns}")
         return entries
@@ -249,12 +286,17 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _check_size(sample: FileSample, image_shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> None:
-    if tuple(image_shape) != tuple(mask_shape):
-        raise ValueError(
-            f"image {sample.image} is {image_shape[0]}×{image_shape[1]} but its mask {sample.labels[0]} "
-            f"is {mask_shape[0]}×{mask_shape[1]}"
-        )
+def _upright_mask(sample: FileSample, stored: tuple[int, ...], orientation: int, mask: np.ndarray) -> np.ndarray:
+    """Turn ``mask`` like its image (EXIF ``orientation``), or keep it if it already has the upright size."""
+    upright = oriented_size((stored[0], stored[1]), orientation)
+    if mask.shape == tuple(stored[:2]):
+        return orient(mask, orientation)
+    if mask.shape == upright:
+        return mask
+    raise ValueError(
+        f"image {sample.image} is {upright[0]}×{upright[1]} but its mask {sample.labels[0]} "
+        f"is {mask.shape[0]}×{mask.shape[1]}"
+    )
 
 
 class FileDataModule(SegmentationDataModule):

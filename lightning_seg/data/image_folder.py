@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lightning_seg.data.base import SampleSource, SegmentationDataModule
-from lightning_seg.data.files import IMAGE_EXTENSIONS, read_image
+from lightning_seg.data.imageio import IMAGE_EXTENSIONS, read_image
 
 #: What prediction needs from the model, as the module stores it in a checkpoint's hyperparameters.
 CHECKPOINT_FACTS = ("class_names", "palette", "mean", "std", "ignore_index")

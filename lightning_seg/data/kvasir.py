@@ -6,7 +6,15 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from lightning_seg.data.files import FileDataModule, FileSample, FileSource, pair_files, read_grey, read_list
+from lightning_seg.data.files import (
+    FileDataModule,
+    FileSample,
+    FileSource,
+    binary_mask,
+    pair_files,
+    read_list,
+    seeded_split,
+)
 from lightning_seg.data.transforms import TransformSpec
 
 #: Seed of the fixed split used when the folder has no ``train.txt`` / ``val.txt``.
@@ -16,23 +24,15 @@ VAL_FRACTION = TEST_FRACTION = 0.1
 
 
 class KvasirSource(FileSource):
-    """Kvasir masks are JPEGs: compression leaves values such as 3 or 250, so they are thresholded at 128."""
+    """Kvasir masks are JPEGs with values such as 3 or 250: read by the ``binary`` rule (≥ 128 is polyp)."""
 
     def decode_mask(self, sample: FileSample) -> np.ndarray:
-        return (read_grey(sample.labels[0]) > 127).astype(np.uint8)
+        return binary_mask(sample.labels[0])
 
 
 def fixed_split(names: list[str], split: str) -> list[str]:
-    """Pick the names of ``split`` in the fixed split.
-
-    The sorted names are permuted with seed 0: the first 10 % are test, the next 10 % val, the rest train;
-    each part is returned sorted.
-    """
-    names = sorted(names)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(names))
-    n_test, n_val = round(TEST_FRACTION * len(names)), round(VAL_FRACTION * len(names))
-    parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    return sorted(names[i] for i in parts[split])
+    """Pick the names of ``split`` in the fixed split: seed 0, the first 10 % test, the next 10 % val."""
+    return seeded_split(names, split, {"test": TEST_FRACTION, "val": VAL_FRACTION}, SPLIT_SEED)
 
 
 class KvasirSEGDataModule(FileDataModule):

@@ -1,15 +1,17 @@
-"""Per-class pixel and image counts of a set of masks, and their on-disk cache."""
+"""Per-class pixel and image counts of a set of masks, and their cache in the user's cache folder."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,47 +64,45 @@ class ClassStats:
         return np.asarray(self.image_counts, dtype=np.float64) / max(self.num_images, 1)
 
     @classmethod
-    def from_masks(cls, masks: Iterable[np.ndarray], num_classes: int, ignore_index: int) -> ClassStats:
-        """Count pixels and images per class over ``masks`` (each ``H×W`` integer array)."""
-        pixels = np.zeros(num_classes, dtype=np.int64)
-        images = np.zeros(num_classes, dtype=np.int64)
-        image_pixels = np.zeros(num_classes, dtype=np.int64)
-        n = 0
-        for mask in masks:
-            valid = mask[mask != ignore_index]
-            counts = np.bincount(valid.ravel().astype(np.int64), minlength=num_classes)[:num_classes]
-            pixels += counts
-            images += counts > 0
-            image_pixels += np.where(counts > 0, valid.size, 0)
-            n += 1
-        return cls(
-            pixel_counts=tuple(int(v) for v in pixels),
-            image_counts=tuple(int(v) for v in images),
-            num_images=n,
-            image_pixel_counts=tuple(int(v) for v in image_pixels),
-        )
+    def from_counts(cls, counts: np.ndarray) -> ClassStats:
+        """Statistics of a table of per-image counts (see :func:`class_counts`).
 
-    def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        Args:
+            counts: ``N×(C+1)`` int: labelled pixels of each class in each image, then its ignored pixels.
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        per_class = counts[:, :-1]
+        labelled = per_class.sum(axis=1, keepdims=True)
+        return cls(
+            pixel_counts=tuple(int(v) for v in per_class.sum(axis=0)),
+            image_counts=tuple(int(v) for v in (per_class > 0).sum(axis=0)),
+            num_images=len(counts),
+            image_pixel_counts=tuple(int(v) for v in np.where(per_class > 0, labelled, 0).sum(axis=0)),
+        )
 
     @classmethod
-    def from_json(cls, path: str | Path) -> ClassStats:
-        """Read statistics written by :meth:`to_json`.
+    def from_masks(cls, masks: Iterable[np.ndarray], num_classes: int, ignore_index: int) -> ClassStats:
+        """Count pixels and images per class over ``masks`` (each ``H×W`` integer array)."""
+        rows = [class_counts(mask, num_classes, ignore_index) for mask in masks]
+        return cls.from_counts(np.stack(rows) if rows else np.zeros((0, num_classes + 1), dtype=np.int64))
 
-        Raises:
-            ValueError: if the file is not valid JSON or lacks a field (e.g. ``image_pixel_counts`` in a
-                file written before that field existed).
-        """
-        raw = json.loads(Path(path).read_text())
-        missing = [f.name for f in fields(cls) if not isinstance(raw, dict) or f.name not in raw]
-        if missing:
-            raise ValueError(f"{path}: class statistics lack the fields {missing}; rescan the masks")
-        return cls(
-            pixel_counts=tuple(int(v) for v in raw["pixel_counts"]),
-            image_counts=tuple(int(v) for v in raw["image_counts"]),
-            num_images=int(raw["num_images"]),
-            image_pixel_counts=tuple(int(v) for v in raw["image_pixel_counts"]),
-        )
+
+def class_counts(mask: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Pixels of each class in one mask, then its ignored pixels: ``(C+1,)`` int64.
+
+    Raises:
+        ValueError: if the mask holds a value that is neither a class nor ``ignore_index``.
+    """
+    counts = np.bincount(np.asarray(mask).ravel().astype(np.int64), minlength=max(num_classes, ignore_index + 1))
+    other = counts.copy()
+    other[:num_classes] = 0
+    other[ignore_index] = 0
+    if other.any():
+        raise ValueError(f"mask values {np.flatnonzero(other)[:10].tolist()} are neither classes nor ignore_index")
+    per_class = counts[:num_classes].copy()
+    if ignore_index < num_classes:
+        per_class[ignore_index] = 0  # an ignore value inside the class range: that class is never labelled
+    return np.append(per_class, counts[ignore_index])
 
 
 def file_list_key(files: Iterable[str | Path], *extra: object) -> str:
@@ -114,38 +114,45 @@ def file_list_key(files: Iterable[str | Path], *extra: object) -> str:
     return digest.hexdigest()[:16]
 
 
-#: Folder (inside a dataset root) that holds the cached class statistics.
-CACHE_DIRNAME = ".lightning_seg"
-
-
 def user_cache_dir() -> Path:
-    """Where caches go when a dataset folder is read-only: ``$LIGHTNING_SEG_CACHE``, else the XDG cache."""
+    """Where caches go: ``$LIGHTNING_SEG_CACHE``, else ``$XDG_CACHE_HOME/lightning_seg`` (``~/.cache``)."""
     if os.environ.get("LIGHTNING_SEG_CACHE"):
-        return Path(os.environ["LIGHTNING_SEG_CACHE"])
+        return Path(os.environ["LIGHTNING_SEG_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning_seg"
 
 
-def cached_class_stats(key: str, root: Path | None, compute: Callable[[], ClassStats]) -> ClassStats:
-    """Return the statistics cached under ``key``, computing and caching them on a miss.
+_announced: set[Path] = set()
 
-    The cache file ``class_stats_<key>.json`` is looked up in ``<root>/.lightning_seg/`` and then in
-    :func:`user_cache_dir`; a new one is written next to the data, or in the user cache when the data
-    folder cannot be written.
+
+def announce_cache(folder: Path, what: str) -> None:
+    """Log once per process where a cache of ``what`` lives."""
+    if folder not in _announced:
+        _announced.add(folder)
+        log.info(f"lightning-seg: {what} cached in {folder} (set LIGHTNING_SEG_CACHE to move it)")
+
+
+def cached_class_counts(key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Return the per-image class counts cached under ``key``, computing and caching them on a miss.
+
+    The cache file is ``<user cache>/class_stats/class_stats_<key>.npy`` (:func:`user_cache_dir`), never
+    the dataset folder (often shared or read-only). When the cache cannot be written the counts are
+    still returned, with a warning.
     """
-    name = f"class_stats_{key}.json"
-    folders = ([root / CACHE_DIRNAME] if root is not None else []) + [user_cache_dir()]
-    for folder in folders:
-        if (folder / name).is_file():
-            try:
-                return ClassStats.from_json(folder / name)
-            except (ValueError, TypeError):
-                continue  # a truncated, foreign or older-format file: scan again and overwrite it
-    stats = compute()
-    for folder in folders:
+    folder = user_cache_dir() / "class_stats"
+    path = folder / f"class_stats_{key}.npy"
+    announce_cache(folder, "class statistics")
+    if path.is_file():
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            stats.to_json(folder / name)
-        except OSError:
-            continue
-        break
-    return stats
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # a truncated or foreign file: scan again and overwrite it
+    counts = compute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            np.save(handle, counts)
+        temporary.replace(path)  # atomic: another process never reads half a file
+    except OSError as error:
+        log.warning(f"lightning-seg: cannot write the class-statistics cache {path} ({error}); not cached")
+    return counts

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import albumentations as A
-import cv2
 from albumentations.core.serialization import SERIALIZABLE_REGISTRY, shorten_class_name
+
+from lightning_seg.data.crops import ScaleCrop
 
 #: What a config may give as a pipeline: the dict ``A.to_dict`` produces (with or without its top-level
 #: ``transform`` key), a path to a pipeline saved with ``A.save``, or a built pipeline.
@@ -80,7 +81,10 @@ def _fill_masks_with(pipeline: A.BaseCompose, ignore_index: int) -> None:
 
 
 def scale_crop_flip(height: int, width: int, scale: tuple[float, float] = (0.5, 2.0), color: bool = True) -> A.Compose:
-    """Build the usual training pipeline for natural scenes: random rescale, pad, random crop, flip.
+    """Build the usual training pipeline for natural scenes: random rescale, pad and crop in one step, flip.
+
+    The rescale, padding and crop are one :class:`~lightning_seg.data.crops.ScaleCrop` (only the crop is
+    resampled), which the DataModule's class-aware crop options configure.
 
     Args:
         height: crop height.
@@ -88,14 +92,7 @@ def scale_crop_flip(height: int, width: int, scale: tuple[float, float] = (0.5, 
         scale: range of the random rescale factor (``(1, 1)`` keeps the size).
         color: add mild brightness/contrast jitter.
     """
-    transforms: list[A.BasicTransform] = []
-    if scale != (1.0, 1.0):
-        transforms.append(A.RandomScale(scale_limit=(scale[0] - 1.0, scale[1] - 1.0), p=1.0))
-    transforms += [
-        A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT),
-        A.RandomCrop(height=height, width=width),
-        A.HorizontalFlip(p=0.5),
-    ]
+    transforms: list[A.BasicTransform] = [ScaleCrop(height, width, scale=scale), A.HorizontalFlip(p=0.5)]
     if color:
         transforms.append(A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5))
     return A.Compose(transforms)

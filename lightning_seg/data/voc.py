@@ -19,10 +19,26 @@ VOC_CLASSES = (
 TRAINAUG_LISTS = ("trainaug.txt", "train_aug.txt")
 
 
+def find_voc2012(root: Path) -> Path:
+    """The ``VOC2012`` folder given itself, ``VOCdevkit`` or the folder holding ``VOCdevkit`` (as torchvision's)."""
+    if not root.is_dir():
+        return root  # reported by FileDataModule
+    candidates = (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012")
+    for candidate in candidates:
+        if (candidate / "JPEGImages").is_dir():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"VOCDataModule: {root} has no JPEGImages/ folder, and neither has {tried.split(', ', 1)[1]}: "
+        "give the VOC2012 folder, VOCdevkit, or the folder that holds VOCdevkit"
+    )
+
+
 class VOCDataModule(FileDataModule):
     """Pascal VOC 2012 (21 classes), as ``VOCtrainval_11-May-2012.tar`` unpacks it.
 
-    Layout (``root`` is the ``VOCdevkit/VOC2012`` folder)::
+    Layout (``root`` is the ``VOCdevkit/VOC2012`` folder; ``VOCdevkit`` or the folder holding it, as
+    torchvision's ``VOCSegmentation`` takes, work too)::
 
         JPEGImages/*.jpg
         SegmentationClass/*.png                  palette PNGs: class ids, 255 on object borders (ignored)
@@ -34,7 +50,7 @@ class VOCDataModule(FileDataModule):
     The test labels are not public, so ``test`` is the val split; ``predict`` uses the val images.
 
     Args:
-        root: the ``VOC2012`` folder.
+        root: the ``VOC2012`` folder, ``VOCdevkit`` or its parent.
         train_split: ``train`` (1,464 images) or ``trainaug`` (10,582, masks from ``SegmentationClassAug``).
         **kwargs: ``crop_size`` (default 512×512), ``predict_dir``: see
             :class:`~lightning_seg.data.files.FileDataModule`; loaders and pipelines: see
@@ -53,7 +69,7 @@ class VOCDataModule(FileDataModule):
         if train_split not in ("train", "trainaug"):
             raise ValueError(f"train_split must be 'train' or 'trainaug', got '{train_split}'")
         self.train_split = train_split
-        super().__init__(root, **kwargs)
+        super().__init__(find_voc2012(Path(root).expanduser()), **kwargs)
 
     def required_dirs(self) -> list[str]:
         dirs = ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"]

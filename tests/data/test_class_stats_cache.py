@@ -1,8 +1,7 @@
-"""The one-time scan of the training masks: cached next to the data, keyed by the file list, reused."""
+"""The one-time scan of the training masks: cached in the user's cache folder, keyed by the file list, reused."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from lightning_seg.data import ClassStats, FolderDataModule, SyntheticDataModule
+from lightning_seg.data import base as data_base
 
 
 @pytest.fixture(autouse=True)
@@ -20,31 +20,34 @@ def user_cache(tmp_path, monkeypatch):
     return folder
 
 
-def _datamodule(root):
-    return FolderDataModule(root, class_names=fx.FOLDER_CLASSES)
+def _datamodule(root, **kwargs):
+    return FolderDataModule(root, class_names=fx.FOLDER_CLASSES, **kwargs)
+
+
+def _cache_files(user_cache):
+    return sorted((user_cache / "class_stats").glob("class_stats_*.npy"))
 
 
 def _refuse_to_scan(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the masks were scanned again")
 
-    monkeypatch.setattr(ClassStats, "from_masks", classmethod(refuse))
+    monkeypatch.setattr(data_base, "class_counts", refuse)
 
 
-def test_cache_is_written_next_to_the_data_and_reused(tmp_path, monkeypatch):
+def test_cache_is_written_to_the_user_cache_and_reused(tmp_path, monkeypatch, user_cache):
     root = tmp_path / "data"
     expected = fx.make_folder(root)
     stats = _datamodule(root).class_stats
-    files = list((root / ".lightning_seg").glob("class_stats_*.json"))
-    assert len(files) == 1
-    on_disk = json.loads(files[0].read_text())
+    assert not (root / ".lightning_seg").exists()  # the dataset folder is never written
+    (cache,) = _cache_files(user_cache)
     masks = list(expected["train"].values())
-    pixels = [sum(int((m == k).sum()) for m in masks) for k in range(3)]
+    per_image = np.asarray([[int((m == k).sum()) for k in range(3)] + [int((m == 255).sum())] for m in masks])
+    np.testing.assert_array_equal(np.load(cache), per_image)
+    pixels = per_image[:, :3].sum(0).tolist()
     image_pixels = [sum(int((m != 255).sum()) for m in masks if (m == k).any()) for k in range(3)]
-    assert on_disk["pixel_counts"] == pixels == list(stats.pixel_counts)
-    assert on_disk["image_pixel_counts"] == image_pixels == list(stats.image_pixel_counts)
-    assert on_disk["num_images"] == 4
-    assert ClassStats.from_json(files[0]) == stats
+    assert list(stats.pixel_counts) == pixels and list(stats.image_pixel_counts) == image_pixels
+    assert stats.num_images == 4 and stats == ClassStats.from_masks(masks, 3, 255)
 
     _refuse_to_scan(monkeypatch)
     again = _datamodule(root)
@@ -60,7 +63,7 @@ def test_moving_the_dataset_keeps_its_cache(tmp_path, monkeypatch):
     assert _datamodule(tmp_path / "moved").class_stats == stats
 
 
-def test_a_changed_mask_changes_the_key(tmp_path):
+def test_a_changed_mask_or_label_rule_changes_the_key(tmp_path, user_cache):
     root = tmp_path / "data"
     fx.make_folder(root)
     before = _datamodule(root).class_stats
@@ -69,40 +72,30 @@ def test_a_changed_mask_changes_the_key(tmp_path):
     os.utime(path, ns=(1, 1))
     after = _datamodule(root).class_stats
     assert after != before and after.pixel_counts[0] > before.pixel_counts[0]
-    assert len(list((root / ".lightning_seg").glob("class_stats_*.json"))) == 2
+    assert len(_cache_files(user_cache)) == 2
+    remapped = _datamodule(root, mask_values={0: 0, 1: 2, 2: 1, 255: 255}).class_stats
+    assert remapped.pixel_counts == (after.pixel_counts[0], after.pixel_counts[2], after.pixel_counts[1])
+    assert len(_cache_files(user_cache)) == 3
 
 
-def test_read_only_data_folder_falls_back_to_the_user_cache(tmp_path, monkeypatch, user_cache):
+def test_an_unwritable_cache_warns_and_still_returns_the_statistics(tmp_path, monkeypatch, caplog):
     root = tmp_path / "data"
     fx.make_folder(root)
-    (root / ".lightning_seg").write_text("a file where the cache folder would go")  # cannot be written
+    (tmp_path / "blocked").write_text("a file where the cache folder would go")
+    monkeypatch.setenv("LIGHTNING_SEG_CACHE", str(tmp_path / "blocked"))
     stats = _datamodule(root).class_stats
-    assert len(list(user_cache.glob("class_stats_*.json"))) == 1
-    _refuse_to_scan(monkeypatch)
-    assert _datamodule(root).class_stats == stats
+    assert stats.num_images == 4
+    assert any("cannot write the class-statistics cache" in r.getMessage() for r in caplog.records)
 
 
-def test_a_truncated_cache_file_is_rescanned(tmp_path):
-    root = tmp_path / "data"
-    fx.make_folder(root)
-    stats = _datamodule(root).class_stats
-    (cache,) = (root / ".lightning_seg").glob("class_stats_*.json")
-    cache.write_text('{"pixel_counts": [1, 2')
-    assert _datamodule(root).class_stats == stats
-    assert ClassStats.from_json(cache) == stats
-
-
-def test_a_cache_file_from_before_image_pixel_counts_is_rescanned_and_rewritten(tmp_path):
+def test_a_truncated_cache_file_is_rescanned(tmp_path, user_cache):
     root = tmp_path / "data"
     fx.make_folder(root)
     stats = _datamodule(root).class_stats
-    (cache,) = (root / ".lightning_seg").glob("class_stats_*.json")
-    old = {k: v for k, v in json.loads(cache.read_text()).items() if k != "image_pixel_counts"}
-    cache.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match=r"lack the fields \['image_pixel_counts'\]"):
-        ClassStats.from_json(cache)
+    (cache,) = _cache_files(user_cache)
+    cache.write_bytes(cache.read_bytes()[:20])
     assert _datamodule(root).class_stats == stats
-    assert ClassStats.from_json(cache) == stats
+    assert ClassStats.from_counts(np.load(cache)) == stats
 
 
 def test_generated_data_is_never_cached(user_cache):

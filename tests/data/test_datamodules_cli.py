@@ -64,4 +64,4 @@ def test_fit_fast_dev_run_on_the_fixture(name, tmp_path, monkeypatch):
     assert cli.model.num_classes == datamodule.num_classes
     assert list(cli.model.class_names) == list(datamodule.class_names)
     assert "val/miou" in cli.trainer.callback_metrics
-    assert (tmp_path / "data" / ".lightning_seg").is_dir()  # the class statistics were scanned and cached
+    assert list((tmp_path / "cache").rglob("class_stats_*.npy"))  # the class statistics were scanned and cached

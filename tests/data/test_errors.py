@@ -170,9 +170,12 @@ def test_colour_mask_read_as_index_mask(tmp_path):
             "palette has 1 colours but there are 3 class_names",
         ),
         ({"class_names": fx.FOLDER_CLASSES, "mask_format": "rgb"}, "mask_format 'rgb' needs a palette"),
-        ({"class_names": fx.FOLDER_CLASSES, "mask_format": "gif"}, "mask_format must be 'index' or 'rgb', got 'gif'"),
+        (
+            {"class_names": fx.FOLDER_CLASSES, "mask_format": "gif"},
+            "mask_format must be 'index', 'binary' or 'rgb', got 'gif'",
+        ),
         ({"class_names": fx.FOLDER_CLASSES, "batch_size": 0}, "batch_size must be at least 1, got 0"),
-        ({"class_names": fx.FOLDER_CLASSES, "num_workers": -1}, "num_workers must be 0 or more, got -1"),
+        ({"class_names": fx.FOLDER_CLASSES, "num_workers": -1}, "num_workers must be 0 or more, or 'auto', got -1"),
         ({"class_names": fx.FOLDER_CLASSES, "ignore_index": 300}, r"ignore_index must be in 0..255 .*got 300"),
         (
             {"class_names": fx.FOLDER_CLASSES, "crop_size": (0, 8)},
@@ -190,7 +193,8 @@ def test_folder_without_any_training_split(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     datamodule = FolderDataModule(tmp_path, class_names=fx.FOLDER_CLASSES)
-    with pytest.raises(FileNotFoundError, match=r"no training split under .*: expected .*images/train/ or .*train.txt"):
+    message = r"no training split under .*: expected .*images/train/, .*train.txt, or images directly in"
+    with pytest.raises(FileNotFoundError, match=message):
         datamodule.setup("fit")
 
 

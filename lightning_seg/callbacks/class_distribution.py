@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from lightning import LightningModule, Trainer
 from matplotlib.figure import Figure
 
@@ -96,6 +98,10 @@ class ClassDistribution(DiagnosticCallback):
     balancing (Eigen & Fergus, ICCV 2015); ENet's ``1 / ln(1.02 + p)`` (Paszke et al. 2016); effective
     number of samples ``(1 − β) / (1 − β^n)`` (Cui et al., CVPR 2019).
 
+    At the end of the first training epoch it also writes ``sampled_class_frequency.csv`` (table
+    ``diagnostics/sampled_class_frequency``): each class's share of the labelled pixels of the batches the
+    model trained on (after rare-class sampling, crops and copy-paste) next to its share in the dataset.
+
     Args:
         beta: β of the effective-number scheme.
         num_shown: how many most and least frequent classes the figure shows when there are many.
@@ -110,6 +116,7 @@ class ClassDistribution(DiagnosticCallback):
         check_positive(num_shown=num_shown)
         self.beta = beta
         self.num_shown = num_shown
+        self._sampled: torch.Tensor | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -137,3 +144,31 @@ class ClassDistribution(DiagnosticCallback):
                 "classes": frame.to_dict(orient="records"),
             },
         )
+
+    # ----- what the model actually trains on (first epoch) -----
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict[str, Any], batch_idx: int
+    ) -> None:
+        if trainer.current_epoch > 0 or not trainer.is_global_zero or "mask" not in batch:
+            return
+        num_classes = pl_module.num_classes
+        mask = batch["mask"]
+        labels = mask[(mask >= 0) & (mask < num_classes)]
+        counts = torch.bincount(labels.flatten(), minlength=num_classes)
+        self._sampled = counts if self._sampled is None else self._sampled + counts
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch > 0 or not trainer.is_global_zero or self._sampled is None:
+            return
+        sampled = self._sampled.cpu().numpy().astype(np.float64)
+        stats = trainer.datamodule.class_stats
+        frame = pd.DataFrame(
+            {
+                "class": class_names(trainer, stats.num_classes),
+                "dataset_pixel_frequency": stats.pixel_frequency,
+                "sampled_pixel_frequency": sampled / max(sampled.sum(), 1.0),
+                "sampled_pixel_count": sampled.astype(np.int64),
+            }
+        )
+        log_table(trainer, "diagnostics/sampled_class_frequency", frame, self.out_dir / "sampled_class_frequency.csv")
+        self._sampled = None

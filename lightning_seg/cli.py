@@ -159,6 +159,7 @@ USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
 EXTRA_COMMANDS: dict[str, str] = {
     "models": "lightning_seg.zoo:main",  # the model zoo with parameter counts
     "check-data": "lightning_seg.check_data:main",
+    "export": "lightning_seg.export:main",  # a deployable torch.export / ONNX file from a checkpoint
 }
 
 

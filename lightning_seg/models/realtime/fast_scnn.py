@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_seg.models.layers import ConvBNAct
@@ -17,6 +16,31 @@ from lightning_seg.models.realtime.two_branch import (
 
 #: The global feature extractor's bottlenecks, rows ``(t, c, n, s)`` of the paper's Table 1.
 GLOBAL_FEATURES = ((6, 64, 3, 2), (6, 96, 3, 2), (6, 128, 3, 1))
+
+
+def adaptive_pool_matrix(size: int, bins: int, like: Tensor) -> Tensor:
+    """The ``bins×size`` matrix of adaptive average pooling along one axis (PyTorch's bin edges).
+
+    Bin ``i`` averages positions ``⌊i·size/bins⌋ … ⌈(i+1)·size/bins⌉ − 1``, as ``F.adaptive_avg_pool2d``
+    does; written as a matrix product so that it exports to ONNX for any input size (ONNX's own
+    adaptive pooling needs a static size).
+    """
+    index = torch.arange(bins, device=like.device).unsqueeze(1)
+    start, end = (index * size) // bins, ((index + 1) * size + bins - 1) // bins
+    position = torch.arange(size, device=like.device).unsqueeze(0)
+    inside = (position >= start) & (position < end)
+    return inside.to(like.dtype) / (end - start).to(like.dtype)
+
+
+def adaptive_avg_pool(x: Tensor, bins: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, bins)`` as two matrix products (exportable with dynamic H and W).
+
+    Shape:
+        ``N×C×H×W`` → ``N×C×bins×bins``.
+    """
+    height, width = x.shape[-2:]
+    rows, columns = adaptive_pool_matrix(height, bins, x), adaptive_pool_matrix(width, bins, x)
+    return rows @ x @ columns.T
 
 
 class PyramidPooling(nn.Module):
@@ -44,7 +68,7 @@ class PyramidPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
         pooled = [
-            resize_to(reduce(F.adaptive_avg_pool2d(x, b)), size)
+            resize_to(reduce(adaptive_avg_pool(x, b)), size)
             for b, reduce in zip(self.bins, self.reduce, strict=True)
         ]
         return self.project(torch.cat([x, *pooled], dim=1))

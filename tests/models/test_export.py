@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 import lightning_seg.models as models
 from lightning_seg.cli import main
@@ -21,11 +19,11 @@ from lightning_seg.export import (
     export_program,
     write,
 )
+from lightning_seg.zoo import zoo
 
 from ..conftest import QUICKSTART, REPO, TINY_DATA
 
-NETWORKS = [name for name in models.__all__ if inspect.isclass(getattr(models, name))]
-NETWORKS = [name for name in NETWORKS if issubclass(getattr(models, name), nn.Module)]
+NETWORKS = [cls.__name__ for cls in zoo()]  # every nn.Module class in lightning_seg.models.__all__
 
 
 def test_the_deployable_graph_equals_the_eager_network_at_sizes_off_the_stride() -> None:

@@ -110,8 +110,8 @@ def test_bisenet_v1_takes_any_encoder() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: ContextNet(0), r"ContextNet: num_classes must be a positive int, got 0"),
-        (lambda: BiSeNetV2(2.5), r"BiSeNetV2: num_classes must be a positive int, got 2\.5"),
+        (lambda: ContextNet(0), r"num_classes must be a positive int, got 0"),
+        (lambda: BiSeNetV2(2.5), r"num_classes must be a positive int, got 2\.5"),
         (lambda: BiSeNetV1(3, encoder_name="resnet180"), r"unknown encoder 'resnet180'\. Did you mean resnet18"),
         (
             lambda: FastSCNN(3)(torch.randn(1, 1, 32, 32)),

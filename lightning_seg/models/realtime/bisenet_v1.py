@@ -7,7 +7,8 @@ from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
 from lightning_seg.models.layers import ConvBNAct
-from lightning_seg.models.realtime.two_branch import SegmentationHead, TwoBranchNet, resize_to
+from lightning_seg.models.realtime.blocks import RealtimeNet, upsample_to
+from lightning_seg.models.realtime.two_branch import SegmentationHead
 from lightning_seg.models.smp_net import check_encoder
 
 
@@ -60,7 +61,7 @@ class FeatureFusionModule(nn.Module):
         return fused + fused * self.attention(fused)
 
 
-class BiSeNetV1(TwoBranchNet):
+class BiSeNetV1(RealtimeNet):
     """BiSeNet: a spatial path at 1/8 and a context path on any smp / timm encoder.
 
     Yu, Wang, Peng, Gao, Yu & Sang, "BiSeNet: Bilateral Segmentation Network for Real-time Semantic
@@ -119,11 +120,11 @@ class BiSeNetV1(TwoBranchNet):
         features = self.encoder(image)
         c16, c32 = features[-2], features[-1]
         context_32 = self.refine_32(c32) + self.global_context(c32)
-        context_32 = self.smooth_32(resize_to(context_32, c16.shape[-2:]))
+        context_32 = self.smooth_32(upsample_to(context_32, c16.shape[-2:]))
         spatial = self.spatial(image)
-        context_16 = self.smooth_16(resize_to(self.refine_16(c16) + context_32, spatial.shape[-2:]))
+        context_16 = self.smooth_16(upsample_to(self.refine_16(c16) + context_32, spatial.shape[-2:]))
         size = image.shape[-2:]
-        out = {"logits": resize_to(self.head(self.fusion(spatial, context_16)), size)}
+        out = {"logits": upsample_to(self.head(self.fusion(spatial, context_16)), size)}
         for name, features_ in (("aux_16", context_16), ("aux_32", context_32)):
-            out[name] = resize_to(self.aux_heads[name](features_), size)
+            out[name] = upsample_to(self.aux_heads[name](features_), size)
         return out

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_seg.models.layers import ConvBNAct
-from lightning_seg.models.realtime.two_branch import SegmentationHead, TwoBranchNet, resize_to
+from lightning_seg.models.realtime.blocks import RealtimeNet, upsample_to
+from lightning_seg.models.realtime.two_branch import SegmentationHead
 
 #: Booster heads: output name → (semantic-branch stage it reads, its channels).
 BOOSTERS = {"aux_4": ("stem", 16), "aux_8": ("s3", 32), "aux_16": ("s4", 64), "aux_32": ("s5", 128)}
@@ -120,12 +121,12 @@ class BilateralGuidedAggregation(nn.Module):
 
     def forward(self, detail: Tensor, semantic: Tensor) -> Tensor:
         down = F.avg_pool2d(self.detail_down(detail), 3, stride=2, padding=1)
-        kept = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), detail.shape[-2:]))
-        gated = resize_to(down * torch.sigmoid(self.semantic_gate(semantic)), detail.shape[-2:])
+        kept = self.detail_keep(detail) * torch.sigmoid(upsample_to(self.semantic_up(semantic), detail.shape[-2:]))
+        gated = upsample_to(down * torch.sigmoid(self.semantic_gate(semantic)), detail.shape[-2:])
         return self.fuse(kept + gated)
 
 
-class BiSeNetV2(TwoBranchNet):
+class BiSeNetV2(RealtimeNet):
     """BiSeNet V2: a wide, shallow detail branch and a narrow, deep semantic branch, aggregated.
 
     Yu, Gao, Wang, Yu, Shen & Sang, "BiSeNet V2: Bilateral Network with Guided Aggregation for
@@ -190,7 +191,7 @@ class BiSeNetV2(TwoBranchNet):
             x = stages[name] = stage(x)
         fused = self.aggregation(self.detail(image), self.context(x))
         size = image.shape[-2:]
-        out = {"logits": resize_to(self.head(fused), size)}
+        out = {"logits": upsample_to(self.head(fused), size)}
         for name, (stage_name, _) in BOOSTERS.items():
-            out[name] = resize_to(self.boosters[name](stages[stage_name]), size)
+            out[name] = upsample_to(self.boosters[name](stages[stage_name]), size)
         return out

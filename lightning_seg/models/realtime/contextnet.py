@@ -5,19 +5,18 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lightning_seg.models.layers import ConvBNAct
+from lightning_seg.models.realtime.blocks import RealtimeNet, upsample_to
 from lightning_seg.models.realtime.two_branch import (
     DepthwiseSeparableConv,
     FeatureFusion,
-    TwoBranchNet,
     bottleneck_stage,
-    resize_to,
 )
 
 #: The deep branch's bottlenecks, rows ``(t, c, n, s)`` of the paper's Table 1.
 DEEP_BRANCH = ((1, 32, 1, 1), (6, 32, 1, 1), (6, 48, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 128, 2, 1))
 
 
-class ContextNet(TwoBranchNet):
+class ContextNet(RealtimeNet):
     """ContextNet-14: a deep branch on the image sub-sampled by 4 and a shallow one at full resolution.
 
     Poudel, Bonde, Liwicki & Zach, "ContextNet: Exploring Context and Detail for Semantic Segmentation
@@ -63,6 +62,6 @@ class ContextNet(TwoBranchNet):
 
     def forward_padded(self, image: Tensor) -> Tensor:
         height, width = image.shape[-2:]
-        context = self.deep(resize_to(image, (height // 4, width // 4)))
+        context = self.deep(upsample_to(image, (height // 4, width // 4)))
         fused = self.fusion(self.shallow(image), context)
-        return resize_to(self.classifier(fused), (height, width))
+        return upsample_to(self.classifier(fused), (height, width))

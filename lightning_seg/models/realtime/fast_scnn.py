@@ -6,12 +6,11 @@ import torch
 from torch import Tensor, nn
 
 from lightning_seg.models.layers import ConvBNAct
+from lightning_seg.models.realtime.blocks import RealtimeNet, upsample_to
 from lightning_seg.models.realtime.two_branch import (
     DepthwiseSeparableConv,
     FeatureFusion,
-    TwoBranchNet,
     bottleneck_stage,
-    resize_to,
 )
 
 #: The global feature extractor's bottlenecks, rows ``(t, c, n, s)`` of the paper's Table 1.
@@ -68,13 +67,12 @@ class PyramidPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
         pooled = [
-            resize_to(reduce(adaptive_avg_pool(x, b)), size)
-            for b, reduce in zip(self.bins, self.reduce, strict=True)
+            upsample_to(reduce(adaptive_avg_pool(x, b)), size) for b, reduce in zip(self.bins, self.reduce, strict=True)
         ]
         return self.project(torch.cat([x, *pooled], dim=1))
 
 
-class FastSCNN(TwoBranchNet):
+class FastSCNN(RealtimeNet):
     """Fast-SCNN: a shared "learning to downsample" module feeding a global feature extractor.
 
     Poudel, Liwicki & Cipolla, "Fast-SCNN: Fast Semantic Segmentation Network", BMVC 2019, arXiv
@@ -122,4 +120,4 @@ class FastSCNN(TwoBranchNet):
     def forward_padded(self, image: Tensor) -> Tensor:
         detail = self.downsample(image)
         fused = self.fusion(detail, self.global_features(detail))
-        return resize_to(self.classifier(fused), image.shape[-2:])
+        return upsample_to(self.classifier(fused), image.shape[-2:])

@@ -8,19 +8,10 @@ separable convolutions and the same feature fusion unit; BiSeNet V1 (arXiv 1808.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_seg.models.layers import ConvBNAct, StridedNet
-
-
-def resize_to(x: Tensor, size: tuple[int, int] | list[int]) -> Tensor:
-    """Bilinear resize of ``x`` to ``size`` (``align_corners=False``).
-
-    Shape:
-        ``N×C×h×w`` → ``N×C×size[0]×size[1]``.
-    """
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+from lightning_seg.models.layers import ConvBNAct
+from lightning_seg.models.realtime.blocks import upsample_to
 
 
 class DepthwiseSeparableConv(nn.Sequential):
@@ -93,7 +84,7 @@ class FeatureFusion(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, high: Tensor, low: Tensor) -> Tensor:
-        low = self.low(resize_to(low, high.shape[-2:]))
+        low = self.low(upsample_to(low, high.shape[-2:]))
         return self.act(self.high(high) + low)
 
 
@@ -106,19 +97,3 @@ class SegmentationHead(nn.Sequential):
 
     def __init__(self, in_channels: int, hidden: int, num_classes: int, dropout: float = 0.1) -> None:
         super().__init__(ConvBNAct(in_channels, hidden, 3), nn.Dropout(dropout), nn.Conv2d(hidden, num_classes, 1))
-
-
-class TwoBranchNet(StridedNet):
-    """Base of the networks in this module's family: checks ``num_classes`` and sets the stride.
-
-    Args:
-        num_classes: output channels; a one-line error unless a positive int.
-        in_channels: input image channels.
-        stride: the multiple an input is padded to (the network's output stride).
-    """
-
-    def __init__(self, num_classes: int, in_channels: int, stride: int) -> None:
-        super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"{type(self).__name__}: num_classes must be a positive int, got {num_classes!r}")
-        self.stride, self.in_channels = stride, in_channels

@@ -8,7 +8,7 @@ CONFIG ?= experiments/quickstart.yaml
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := agg
 
-.PHONY: install fit test test-fast lint notebooks clean
+.PHONY: install fit test test-fast lint notebooks clean docs-figures
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,notebooks]"
 	$(BIN)/jupyter lab notebooks/
+
+# The README's diagnostics pictures, from a real, short quickstart run (DOCS_EPOCHS epochs of
+# DOCS_BATCHES training batches; `make docs-figures DOCS_EPOCHS=8 DOCS_BATCHES=40` for the full quickstart).
+DOCS_EPOCHS ?= 2
+DOCS_BATCHES ?= 5
+docs-figures: $(STAMP)
+	$(BIN)/python docs/diagnostics/make_figures.py --epochs $(DOCS_EPOCHS) --limit-train-batches $(DOCS_BATCHES)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -69,6 +69,8 @@ class ZipfSource(SampleSource):
     """Random images with masks of random rectangles; class ``c`` is drawn with probability ∝ 1 / (c + 1)."""
 
     def __init__(self, num_samples: int, num_classes: int, size: int, seed: int) -> None:
+        if size % 16:
+            raise ValueError(f"--image-size must be a multiple of 16, got {size}")
         self.num_samples, self.num_classes, self.size, self.seed = num_samples, num_classes, size, seed
 
     def __len__(self) -> int:
@@ -82,8 +84,12 @@ class ZipfSource(SampleSource):
             top, left = rng.integers(0, self.size - 4, 2)
             height, width = rng.integers(4, self.size // 2, 2)
             mask[top : top + height, left : left + width] = c
-        image = rng.integers(0, 256, (self.size, self.size, 3), dtype=np.uint8)
-        return image, mask, f"sample_{index:05d}"
+        # Photograph-like pixels (flat regions, smooth texture, mild noise), so that encoded sizes are
+        # those of real images rather than of white noise.
+        colours = np.random.default_rng(self.seed).uniform(40, 215, (self.num_classes, 3))
+        texture = np.kron(rng.normal(0, 25, (self.size // 16, self.size // 16, 1)), np.ones((16, 16, 1)))
+        pixels = colours[mask] + texture + rng.normal(0, 4, (self.size, self.size, 3))
+        return pixels.clip(0, 255).astype(np.uint8), mask, f"sample_{index:05d}"
 
 
 class ZipfDataModule(SegmentationDataModule):
@@ -146,7 +152,7 @@ def validate_once(
         "epoch": time.perf_counter() - start,
         "hooks": timer.seconds,
         "files": folder_bytes(root, "diagnostics/**/*.*"),
-        "figures": folder_bytes(root, "diagnostics/**/*.png"),
+        "figures": folder_bytes(root, "diagnostics/**/*.png") + folder_bytes(root, "diagnostics/**/*.jpg"),
         "tensorboard": folder_bytes(root / "tensorboard", "events.out.tfevents*"),
     }
 
@@ -185,7 +191,7 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
     base_tb = statistics.median(r["tensorboard"] for r in results["baseline (no callback)"])
     print(f"\nC = {num_classes}: {args.num_val} val images of {args.image_size}², batch {args.batch_size}; "
           f"baseline validation epoch (forward + loss + confusion matrix) {base:.2f} s (median of {args.repeats})")
-    print("| callback | s in hooks per epoch | × val epoch | figures (PNG) bytes | all files bytes | "
+    print("| callback | s in hooks per epoch | × val epoch | figures (PNG, JPEG) bytes | all files bytes | "
           "TensorBoard bytes added |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, rows in list(results.items())[1:]:

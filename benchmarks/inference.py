@@ -4,9 +4,9 @@
    exactly those windows, in the same batches, and keeps nothing. Runs are interleaved in pairs; the
    median paired ratio is printed (target ≤ 1.15: blending and bookkeeping cost at most 15 %).
 2. Memory. For each image size, a fresh process forwards one image whole and one through sliding
-   windows, and reports the growth of its peak resident memory (CPU) or
-   ``torch.cuda.max_memory_allocated`` (GPU); windowed memory should stay flat beyond the window, apart
-   from the image-sized input and logits.
+   windows, and reports the growth of its peak resident memory (CPU; Linux, the peak reset through
+   ``/proc/self/clear_refs`` just before) or ``torch.cuda.max_memory_allocated`` (GPU); windowed memory
+   should stay flat beyond the window, apart from the image-sized input and logits.
 
     python benchmarks/inference.py [--image-size 512] [--window 256] [--repeats 7] [--sizes 256 512 1024]
 """
@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from lightning_seg.inference import SlidingWindow, sliding_window_logits, window_starts
+from lightning_seg.inference import Forward, SlidingWindow, sliding_window_logits, window_starts
 from lightning_seg.models import SMPNet
 
 
-def windows_alone(net: torch.nn.Module, image: torch.Tensor, window: SlidingWindow) -> None:
+def windows_alone(net: Forward, image: torch.Tensor, window: SlidingWindow) -> None:
     """The baseline: forward the windows sliding_window_logits forwards, in the same batches, keep nothing."""
     height, width = window.size  # type: ignore[misc]
     steps = window.steps
@@ -41,6 +41,16 @@ def windows_alone(net: torch.nn.Module, image: torch.Tensor, window: SlidingWind
         net(torch.stack(crops[first : first + window.window_batch_size]))
 
 
+def logits_of(net: torch.nn.Module) -> Forward:
+    """The network's forward reduced to its logits (SMPNet returns a dict)."""
+
+    def forward(image: torch.Tensor) -> torch.Tensor:
+        out = net(image)
+        return out["logits"] if isinstance(out, dict) else out
+
+    return forward
+
+
 def timed(function, *args) -> float:  # noqa: ANN001, ANN002
     start = time.perf_counter()
     function(*args)
@@ -50,7 +60,7 @@ def timed(function, *args) -> float:  # noqa: ANN001, ANN002
 
 
 def overhead(args: argparse.Namespace, device: torch.device) -> None:
-    net = SMPNet(19).to(device).eval()
+    net = logits_of(SMPNet(19).to(device).eval())
     image = torch.randn(1, 3, args.image_size, args.image_size, device=device)
     print(f"overhead: U-Net/ResNet-18, 19 classes, {args.image_size}² image, {args.window}² windows, {device}")
     for blending, accumulate_on in (("gaussian", "device"), ("uniform", "device"), ("gaussian", "cpu")):
@@ -74,18 +84,25 @@ def overhead(args: argparse.Namespace, device: torch.device) -> None:
 
 
 MEMORY_CHILD = """
-import json, resource, sys, torch
-from lightning_seg.inference import SlidingWindow, sliding_window_logits
+import json, sys, torch
+from lightning_seg.inference import Forward, SlidingWindow, sliding_window_logits
 from lightning_seg.models import SMPNet
 size, window, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def rss(field):
+    line = next(line for line in open("/proc/self/status") if line.startswith(field))
+    return int(line.split()[1]) * 1024
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-net = SMPNet(19).to(device).eval()
+model = SMPNet(19).to(device).eval()
+def net(x):
+    out = model(x)
+    return out["logits"] if isinstance(out, dict) else out
 image = torch.randn(1, 3, size, size, device=device)
 if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-else:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+else:  # reset the peak resident size (Linux), then read it back after the forward
+    open("/proc/self/clear_refs", "w").write("5")
+    before = rss("VmRSS")
 with torch.no_grad():
     if mode == "whole":
         net(image)
@@ -94,7 +111,7 @@ with torch.no_grad():
 if device.type == "cuda":
     after = torch.cuda.max_memory_allocated()
 else:
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    after = rss("VmHWM")
 print(json.dumps({"mib": (after - before) / 2**20}))
 """
 
@@ -122,10 +139,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 1536])
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    overhead(args, device)
+    if not args.skip_overhead:
+        overhead(args, device)
     if not args.skip_memory:
         memory(args)
 

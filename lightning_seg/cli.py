@@ -6,20 +6,28 @@ import importlib
 import inspect
 import math
 import os
+import re
+import signal
 import sys
+from argparse import ArgumentError
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from jsonargparse import Namespace
 from lightning import LightningDataModule
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lightning_seg import errors, runs
 from lightning_seg.boundary_metrics import BOUNDARY_SCORES
 from lightning_seg.callbacks.per_class_metrics import PerClassMetrics, describe_classes, zero_iou_classes
 from lightning_seg.callbacks.prediction_writer import PredictionWriter
 from lightning_seg.data.image_folder import CHECKPOINT_FACTS
 from lightning_seg.metrics import SCORES
 from lightning_seg.module import SegmentationModule
+from lightning_seg.signals import GracefulInterrupt, RunInterrupted
 from lightning_seg.tracking import prepare_wandb_loggers
 
 
@@ -70,11 +78,64 @@ def format_scores(
 
 
 class SegmentationCLI(LightningCLI):
-    """LightningCLI that links the dataset's facts into the model and prints per-class scores."""
+    """LightningCLI that links the dataset's facts into the model and prints per-class scores.
+
+    Each invocation writes into its own run directory (:mod:`lightning_seg.runs`), derived once from
+    the parsed config before anything is built.
+    """
+
+    #: The run of this invocation, derived once before anything is instantiated.
+    run_info: runs.Run
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (LightningArgumentParser)
         for key in ("num_classes", "ignore_index", "class_names", "palette", "mean", "std"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="Experiment name: runs go to runs/<run_name>/<time>/ (default: the --config file names joined "
+            "by '+'). --trainer.default_root_dir D puts them in D/<time>/ instead.",
+        )
+
+    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 (LightningArgumentParser, ArgsType)
+        """Parse, derive the run directory (filling the paths it implies), then validate.
+
+        A config mistake raises :class:`ConfigError` with one line (see :mod:`lightning_seg.errors`).
+        """
+        argv = sys.argv[1:] if args is None else list(args) if isinstance(args, (list, tuple)) else []
+        problem = errors.yaml_problem(errors.config_files_in(argv))
+        if problem is not None:
+            raise ConfigError(problem)
+        try:
+            if isinstance(args, (dict, Namespace)):
+                config = parser.parse_object(args, _skip_validation=True)
+            else:
+                config = parser.parse_args(args, _skip_validation=True)
+            stage = config.get("subcommand")
+            section = config[stage] if stage else config
+            self.run_info, self._run_edits = runs.prepare_config(section, stage or "fit")
+            # Processes a DDP launcher starts re-run this command: they must write into the same run.
+            os.environ[runs.RUN_DIR_ENV] = str(self.run_info.directory)
+            parser.validate(config)
+        except (ArgumentError, TypeError, KeyError) as error:
+            if errors.debug():
+                raise
+            text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+            parsers = [parser, *getattr(self, "_subcommand_parsers", {}).values()]
+            options = [option for p in parsers for action in p._actions for option in action.option_strings]
+            raise ConfigError(errors.config_error_message(text, options)) from None
+        self.config = config
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        runs.configure_trainer(self.trainer, self.run_info)
+        if self.subcommand in ("fit", None) and not self.trainer.fast_dev_run:
+            self.trainer.callbacks.append(GracefulInterrupt())
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, runs.SaveRunConfig):
+                callback.config = runs.as_given(config, self._run_edits)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -131,7 +192,8 @@ def options_summary() -> str:
     from lightning_seg.models import SMPNet
 
     def describe(cls: type, prefix: str) -> list[str]:
-        lines = [f"  {cls.__module__}.{cls.__name__}  (--{prefix.split('.')[0]}.help {cls.__name__} for details)"]
+        help_key = prefix.removesuffix(".init_args")
+        lines = [f"  {cls.__module__}.{cls.__name__}  (--{help_key}.help {cls.__module__}.{cls.__name__} for details)"]
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
@@ -152,7 +214,11 @@ def options_summary() -> str:
     return "\n".join(lines)
 
 
-USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError)
+class ConfigError(ValueError):
+    """A mistake in the command line or the config files, already worded as one line."""
+
+
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, MisconfigurationException)
 
 #: Commands besides LightningCLI's fit/validate/test/predict: ``name -> "module:function"``, where the
 #: function takes the remaining arguments and returns the exit status.
@@ -175,6 +241,14 @@ def run_extra_command(name: str, args: list[str]) -> int:
         return 2
 
 
+def available_accelerators() -> list[str]:
+    """The ``--trainer.accelerator`` values that work on this machine."""
+    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+
+    gpus = ["gpu", "cuda"] if CUDAAccelerator.is_available() else []
+    return ["cpu", *gpus, *(["mps"] if MPSAccelerator.is_available() else [])]
+
+
 def user_error_message(error: Exception) -> str:
     """The message a user needs from an error, unwrapped from jsonargparse's validation report.
 
@@ -183,6 +257,8 @@ def user_error_message(error: Exception) -> str:
     one our code raised.
     """
     text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if isinstance(error, ConfigError):
+        return text
     reasons = [
         line.strip()[2:]
         for line in text.splitlines()
@@ -241,6 +317,7 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     argv = expand_predict_input(list(sys.argv[1:] if args is None else args))
     if argv[:1] and argv[0] in EXTRA_COMMANDS:
         raise SystemExit(run_extra_command(argv[0], list(argv[1:])))
+    inherited_run_dir = os.environ.get(runs.RUN_DIR_ENV)
     try:
         return SegmentationCLI(
             SegmentationModule,
@@ -248,10 +325,16 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
+            save_config_callback=runs.SaveRunConfig,
+            parser_kwargs={"exit_on_error": False},
             args=argv,
             run=run,
         )
+    except RunInterrupted as stop:
+        print(f"lightning-seg: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except SIGTERMException:  # Lightning's own SIGTERM handling (under SLURM) exits with status 0
+        raise SystemExit(128 + signal.SIGTERM) from None
     except SystemExit as done:
         if done.code in (0, None) and ("--help" in argv or "-h" in argv) and argv[:1] != ["--help"]:
             print(options_summary())
@@ -259,9 +342,16 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     except USER_ERRORS as error:
         if os.environ.get("LIGHTNING_SEG_DEBUG"):
             raise
-        print(f"lightning-seg: error: {user_error_message(error)}", file=sys.stderr)
+        message = user_error_message(error)
+        if isinstance(error, MisconfigurationException) and re.search("accelerator|backend", message, re.I):
+            here = ", ".join(available_accelerators())
+            message = f"--trainer.accelerator: {message} Available on this machine: {here}"
+        print(f"lightning-seg: error: {message}", file=sys.stderr)
         print("(set LIGHTNING_SEG_DEBUG=1 to see the traceback)", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        if inherited_run_dir is None:
+            os.environ.pop(runs.RUN_DIR_ENV, None)
 
 
 def entry_point() -> None:

@@ -2,12 +2,14 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -41,9 +43,9 @@ def test_fit_then_test_and_predict_from_the_checkpoint(tmp_path: Path) -> None:
     fit = run_command(["fit", "--config", str(QUICKSTART), *TINY_DATA, *SHORT_FIT], tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "val mIoU:" in fit.stdout and "vessel" in fit.stdout  # the per-class table
-    checkpoint = tmp_path / "runs/quickstart/checkpoints/last.ckpt"
+    checkpoint = tmp_path / "runs/quickstart/latest/checkpoints/last.ckpt"
     assert checkpoint.is_file()
-    saved = yaml.safe_load((tmp_path / "runs/quickstart/csv/version_0/config.yaml").read_text())
+    saved = yaml.safe_load((tmp_path / "runs/quickstart/latest/config.yaml").read_text())
     assert saved["model"]["init_args"]["net"]["init_args"]["arch"] == "Unet"
 
     test = run_command(["test", "--config", str(QUICKSTART), *TINY_DATA, "--ckpt_path", str(checkpoint)], tmp_path)
@@ -54,7 +56,8 @@ def test_fit_then_test_and_predict_from_the_checkpoint(tmp_path: Path) -> None:
         ["predict", "--config", str(QUICKSTART), *TINY_DATA, "--ckpt_path", str(checkpoint)], tmp_path
     )
     assert predict.returncode == 0, predict.stderr[-3000:]
-    written = sorted((tmp_path / "runs/quickstart/predictions").glob("*.png"))
+    (predictions,) = (tmp_path / "runs/quickstart/latest").glob("predict-*/predictions")
+    written = sorted(predictions.glob("*.png"))
     assert [p.name for p in written] == [f"synthetic_predict_{i:05d}.png" for i in range(4)]
     mask = Image.open(written[0])
     assert mask.mode == "P" and mask.size == (32, 32)
@@ -66,7 +69,8 @@ def test_rerunning_the_same_command_just_works(in_tmp: Path) -> None:
     args = ["fit", "--config", str(QUICKSTART), *TINY_DATA, *SHORT_FIT, "--trainer.limit_val_batches=0"]
     main(args)
     main(args)
-    assert (in_tmp / "runs/quickstart/csv/version_1/config.yaml").is_file()
+    runs = [p for p in (in_tmp / "runs/quickstart").iterdir() if not p.is_symlink()]
+    assert len(runs) == 2 and all((run / "config.yaml").is_file() for run in runs)
 
 
 @pytest.mark.parametrize(
@@ -120,8 +124,15 @@ def test_help_lists_model_and_data_options(capsys: pytest.CaptureFixture) -> Non
             "--model.init_args.net.init_args.encoder_name=resnet180",
             "unknown encoder 'resnet180'. Did you mean resnet18",
         ),
-        ("--trainer.max_epohs=3", "unrecognized arguments: --trainer.max_epohs"),
-        ("--model.init_args.no_such_key=3", "no_such_key"),
+        ("--trainer.max_epohs=3", "unrecognized arguments: --trainer.max_epohs=3. Did you mean --trainer.max_epochs"),
+        ("--model.init_args.no_such_key=3", "SegmentationModule has no argument 'no_such_key'"),
+        ("--model.init_args.ignore_indx=3", "has no argument 'ignore_indx'. Did you mean ignore_index?"),
+        (
+            "--model.init_args.net.class_path=lightning_seg.models.SMPNett",
+            "model.init_args.net: lightning_seg.models has no class 'SMPNett'. Did you mean SMPNet?",
+        ),
+        ("--data.init_args.batch_size=eight", "data.init_args.batch_size: expected int, got 'eight'"),
+        ("--trainer.max_epochs=-", "trainer.max_epochs: expected"),
     ],
 )
 def test_config_errors_are_one_clear_line(
@@ -132,12 +143,51 @@ def test_config_errors_are_one_clear_line(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(in_tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    (in_tmp / "broken.yaml").write_text("trainer:\n  max_epochs: 3\n   devices: [1\n")
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--config", str(QUICKSTART), "--config", "broken.yaml"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml, line 3, column 11: YAML syntax error" in err and len(err.strip().splitlines()) <= 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_an_unavailable_accelerator_is_one_line(in_tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--config", str(QUICKSTART), *TINY_DATA, "--trainer.accelerator=gpu"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--trainer.accelerator: " in err and "Available on this machine: cpu" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+
+
+def test_debug_mode_keeps_the_full_report(
+    in_tmp: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIGHTNING_SEG_DEBUG", "1")
+    with pytest.raises(Exception, match="Does not validate against any of the Union subtypes"):
+        main(["fit", "--config", str(QUICKSTART), "--data.init_args.batch_size=eight"])
+
+
+def test_every_help_hint_works_when_copied(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    hints = sorted(set(re.findall(r"\((--[\w.]+\.help [\w.]+) for details\)", capsys.readouterr().out)))
+    assert len(hints) >= 3
+    for hint in hints:
+        with pytest.raises(SystemExit) as info:
+            main(["fit", *hint.split()])
+        assert info.value.code in (0, None), hint
+        assert "--" in capsys.readouterr().out, hint
 
 
 def test_num_classes_mismatch_with_checkpoint_is_one_line(in_tmp: Path, capsys: pytest.CaptureFixture) -> None:
     main(["fit", "--config", str(QUICKSTART), *TINY_DATA, *SHORT_FIT])
-    checkpoint = in_tmp / "runs/quickstart/checkpoints/last.ckpt"
+    checkpoint = in_tmp / "runs/quickstart/latest/checkpoints/last.ckpt"
     # Same data, but a checkpoint from a 5-class run used with a 3-class dataset.
     three_classes = in_tmp / "three.py"
     three_classes.write_text(
@@ -182,7 +232,7 @@ def test_wandb_config_runs_offline_and_writes_its_run_directory(tmp_path: Path) 
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "runs/quickstart_wandb/wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "runs/quickstart_wandb/latest/wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb")), "the offline run has no .wandb log to sync"
     (log,) = runs[0].glob("*.wandb")
@@ -191,6 +241,6 @@ def test_wandb_config_runs_offline_and_writes_its_run_directory(tmp_path: Path) 
 
 def test_metrics_csv_holds_per_class_scores(in_tmp: Path) -> None:
     main(["fit", "--config", str(QUICKSTART), *TINY_DATA, *SHORT_FIT])
-    rows = list(csv.DictReader((in_tmp / "runs/quickstart/csv/version_0/metrics.csv").open()))
+    rows = list(csv.DictReader((in_tmp / "runs/quickstart/latest/csv/metrics.csv").open()))
     columns = set(rows[0])
     assert {"val/miou", "val/iou/rare", "train/loss", "train/weight/cross_entropy"} <= columns

@@ -130,7 +130,7 @@ def test_quickstart_notebook_loads_a_cli_checkpoint(
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     short_fit = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
     main(["fit", "--config", str(QUICKSTART), *TINY_DATA, *short_fit])
-    assert (tmp_path / "runs/quickstart/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "runs/quickstart/latest/checkpoints/last.ckpt").is_file()
     capsys.readouterr()
 
     ns = run_notebook("01_quickstart.ipynb", tmp_path, monkeypatch)

@@ -13,6 +13,8 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
+from lightning_seg.runs import run_directory
+
 PROBABILITY_FORMATS = ("npy", "png")
 #: Colour of ``ignore_index`` pixels (as VOC draws its void borders).
 IGNORE_COLOUR = (224, 224, 192)
@@ -59,7 +61,7 @@ class PredictionWriter(BasePredictionWriter):
         self.folder: Path | None = None
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        base = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
+        base = self.output_dir or run_directory(trainer) / "predictions"
         folder = fresh_folder(base) if trainer.is_global_zero else None
         self.folder = Path(trainer.strategy.broadcast(str(folder) if folder else None))
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -18,39 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
 from lightning_seg.data.visualize import default_palette
+from lightning_seg.runs import run_directory
 
 DIAGNOSTICS_DIR = "diagnostics"
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """``<log dir>/diagnostics`` of ``trainer``, one folder per run.
+    """``<run directory>/diagnostics`` of ``trainer`` (:func:`lightning_seg.runs.run_directory`), one per run.
 
-    TensorBoard and CSV log dirs already end in ``version_N``; a tracker such as W&B keeps every run
-    under one ``save_dir``, so its run id is appended (``<save_dir>/<run id>/diagnostics``) and a rerun
-    does not overwrite the previous run's files. Without loggers: ``default_root_dir/diagnostics``.
-    ``trainer.log_dir`` broadcasts from rank zero, so this must be called on every process (a
-    callback calls it in ``setup``).
+    The CLI gives every run its own directory, shared by every logger, so a rerun never overwrites the
+    previous run's files; the same path on every process, with no collective call.
     """
-    root = Path(trainer.log_dir or trainer.default_root_dir)
-    logger = trainer.loggers[0] if trainer.loggers else None
-    if logger is not None and not isinstance(logger, (TensorBoardLogger, CSVLogger)):
-        run_id = trainer.strategy.broadcast(_run_id(logger) if trainer.is_global_zero else None)
-        if run_id:
-            root = root / run_id
-    return root / DIAGNOSTICS_DIR
-
-
-def _run_id(logger: Logger) -> str | None:
-    """The tracker's id of this run; W&B knows it only once the run exists, so this starts it."""
-    _ = logger.experiment
-    return None if logger.version is None else str(logger.version)
+    return run_directory(trainer) / DIAGNOSTICS_DIR
 
 
 def save_json(path: Path, payload: Any) -> Path:

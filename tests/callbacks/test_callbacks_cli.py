@@ -63,18 +63,12 @@ def write_config(root: Path, loggers: list[dict]) -> Path:
 
 def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -> None:
     loggers = [
-        {
-            "class_path": "lightning.pytorch.loggers.CSVLogger",
-            "init_args": {"save_dir": str(tmp_path), "name": "csv"},
-        },
-        {
-            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-            "init_args": {"save_dir": str(tmp_path), "name": "tb"},
-        },
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"name": "csv"}},
+        {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"name": "tb"}},
     ]
     config = write_config(tmp_path, loggers)
     main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=2"])
-    run = tmp_path / "csv" / "version_0"
+    (run,) = (path.parent for path in tmp_path.glob("*/run.json") if not path.parent.is_symlink())
     out = run / "diagnostics"
     figures = sorted(p.relative_to(out).as_posix() for p in [*out.rglob("*.png"), *out.rglob("*.jpg")])
     assert figures == [
@@ -95,7 +89,7 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
             assert picture.format == ("JPEG" if name.endswith(".jpg") else "PNG")
     for path in out.rglob("*.json"):
         json.loads(path.read_text())
-    logged = pd.read_csv(run / "metrics.csv")
+    logged = pd.read_csv(run / "csv" / "metrics.csv")
     val_rows = logged.dropna(subset=["val/miou"]).reset_index(drop=True)
     assert val_rows["epoch"].tolist() == [0, 1]
 
@@ -144,7 +138,7 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(
-        str(tmp_path / "tb" / "version_0"), size_guidance={"images": 0, "tensors": 0}
+        str(run / "tb"), size_guidance={"images": 0, "tensors": 0}
     ).Reload()
     figure_tags = {
         "diagnostics/confusion_matrix/val": 2,
@@ -177,19 +171,20 @@ def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, mon
     loggers = [
         {
             "class_path": "lightning.pytorch.loggers.WandbLogger",
-            "init_args": {"save_dir": str(tmp_path), "project": "diagnostics-test", "offline": True},
+            "init_args": {"project": "diagnostics-test", "offline": True},
         }
     ]
     config = write_config(tmp_path, loggers)
     import wandb
 
-    for _ in range(2):  # a rerun into the same save_dir keeps the first run's diagnostics files
+    for _ in range(2):  # a rerun keeps the first run's diagnostics files
         main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=1"])
         wandb.finish()
-    run_dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    run_dirs = sorted(tmp_path.glob("*/wandb/offline-run-*"))
     run_ids = {path.name.rsplit("-", 1)[1] for path in run_dirs}
     assert len(run_ids) == 2
-    assert {path.parents[2].name for path in tmp_path.glob("*/diagnostics/per_class_metrics/history.csv")} == run_ids
+    histories = tmp_path.glob("*/diagnostics/per_class_metrics/history.csv")
+    assert {json.loads((p.parents[2] / "run.json").read_text())["wandb_id"] for p in histories} == run_ids
     run_dir = run_dirs[-1]
     media = run_dir / "files" / "media"
     pictures = [*(media / "images").rglob("*.png"), *(media / "images").rglob("*.jpg")]

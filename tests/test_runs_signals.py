@@ -1,0 +1,62 @@
+"""A signal stops a real CLI run with a resumable, honestly named checkpoint and a non-zero status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import QUICKSTART, TINY_DATA
+
+LONG_EPOCH = [*TINY_DATA, "--data.init_args.num_train=2000", "--trainer.max_epochs=1",
+              "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"]
+
+
+def start_fit(cwd: Path, *extra: str) -> subprocess.Popen:
+    env = os.environ | {"WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lightning_seg.cli", "fit", "--config", str(QUICKSTART), *LONG_EPOCH, *extra],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_training(run: Path, process: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the run has started training (its config is saved in setup, then a few steps pass)."""
+    deadline = time.monotonic() + timeout
+    while not (run / "config.yaml").exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.2)
+    time.sleep(3.0)
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+               pytest.param(signal.SIGUSR1, marks=pytest.mark.slow)], ids=["TERM", "INT", "USR1"]
+)
+def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(tmp_path: Path, signum: int) -> None:
+    process = start_fit(tmp_path)
+    wait_for_training(tmp_path / "runs/quickstart/latest", process)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 128 + signum, err[-3000:]
+    (saved,) = (tmp_path / "runs/quickstart/latest/checkpoints").glob("interrupted-*.ckpt")
+    checkpoint = torch.load(saved, map_location="cpu", weights_only=False)
+    step = checkpoint["global_step"]
+    assert saved.name == f"interrupted-epoch0-step{step}.ckpt" and 0 < step < 500  # mid-epoch, no score
+    assert f"--ckpt_path {saved}" in err
+
+    # Resume from it ("last" is the newest checkpoint of the latest run) and finish the epoch.
+    resumed = start_fit(tmp_path, "--ckpt_path", "last")
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    final = torch.load(tmp_path / "runs/quickstart/latest/checkpoints/last.ckpt", map_location="cpu",
+                       weights_only=False)
+    assert final["global_step"] == 500 and final["epoch"] == 0
+    assert len([p for p in (tmp_path / "runs/quickstart").iterdir() if not p.is_symlink()]) == 1

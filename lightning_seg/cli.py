@@ -27,6 +27,7 @@ from lightning_seg.callbacks.prediction_writer import PredictionWriter
 from lightning_seg.data.image_folder import CHECKPOINT_FACTS
 from lightning_seg.metrics import SCORES
 from lightning_seg.module import SegmentationModule
+from lightning_seg.resume import ExactResume
 from lightning_seg.signals import GracefulInterrupt, RunInterrupted
 from lightning_seg.tracking import prepare_wandb_loggers
 
@@ -131,7 +132,7 @@ class SegmentationCLI(LightningCLI):
         super().instantiate_classes()
         runs.configure_trainer(self.trainer, self.run_info)
         if self.subcommand in ("fit", None) and not self.trainer.fast_dev_run:
-            self.trainer.callbacks.append(GracefulInterrupt())
+            self.trainer.callbacks += [GracefulInterrupt(), ExactResume()]
         config = self.config[self.subcommand] if self.subcommand else self.config
         for callback in self.trainer.callbacks:
             if isinstance(callback, runs.SaveRunConfig):

@@ -38,6 +38,7 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_warn
 
 #: Default root of every experiment's runs (relative to the working directory).
 RUNS_ROOT = Path("runs")
@@ -384,6 +385,14 @@ def configure_trainer(trainer: Trainer, run: Run) -> None:
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
             callback.dirpath = os.path.realpath(folder)
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.save_on_exception:
+            # Its name would carry the last measured score for weights trained further since (or 0 before
+            # any validation); the CLI's interrupt checkpoint (interrupted-epochE-stepS.ckpt) replaces it.
+            callback.save_on_exception = False
+            rank_zero_warn(
+                "ModelCheckpoint(save_on_exception=True) with a monitored metric would name a checkpoint "
+                f"with a stale {callback.monitor}; turned off: interrupts save interrupted-epochE-stepS.ckpt"
+            )
 
 
 def check_checkpoint(ckpt_path: str | os.PathLike) -> None:

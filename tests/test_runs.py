@@ -180,3 +180,33 @@ def test_trainer_configs_parse_and_do_not_rename_the_experiment(name: str, capsy
         if key != "plugins":
             assert printed[key] == value, key
     assert runs.experiment_name([QUICKSTART, config]) == "quickstart"
+
+
+def test_a_checkpoint_saved_on_an_exception_never_carries_a_stale_score(tmp_path: Path) -> None:
+    from lightning import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    scored = ModelCheckpoint(monitor="val/miou", filename="{epoch}-{val/miou:.3f}", save_on_exception=True)
+    plain = ModelCheckpoint(save_on_exception=True)
+    trainer = Trainer(callbacks=[scored, plain], logger=False, default_root_dir=tmp_path)
+    run = runs.derive_run("fit", [QUICKSTART], root_dir=tmp_path)
+    with pytest.warns(UserWarning, match="stale val/miou"):
+        runs.configure_trainer(trainer, run)
+    assert not scored.save_on_exception and plain.save_on_exception
+    assert scored.dirpath == str((run.directory / "checkpoints").resolve())
+
+
+def test_random_states_survive_a_weights_only_checkpoint_load() -> None:
+    import io
+    import random
+
+    import numpy as np
+
+    from lightning_seg.resume import collect_rng_states, restore_rng_states
+
+    buffer = io.BytesIO()
+    torch.save(collect_rng_states(), buffer)
+    expected = (random.random(), float(np.random.rand()), torch.rand(3).tolist())
+    buffer.seek(0)
+    restore_rng_states(torch.load(buffer, weights_only=True))  # what LightningCLI's --ckpt_path reads
+    assert (random.random(), float(np.random.rand()), torch.rand(3).tolist()) == expected

@@ -132,7 +132,8 @@ class SegmentationCLI(LightningCLI):
         super().instantiate_classes()
         runs.configure_trainer(self.trainer, self.run_info)
         if self.subcommand in ("fit", None) and not self.trainer.fast_dev_run:
-            self.trainer.callbacks += [GracefulInterrupt(), ExactResume()]
+            # First, so that the handlers are in place before any other callback's setup writes a file.
+            self.trainer.callbacks[:0] = [GracefulInterrupt(), ExactResume()]
         config = self.config[self.subcommand] if self.subcommand else self.config
         for callback in self.trainer.callbacks:
             if isinstance(callback, runs.SaveRunConfig):

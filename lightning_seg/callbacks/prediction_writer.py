@@ -28,7 +28,7 @@ class PredictionWriter(BasePredictionWriter):
     colour map). ``<name>`` is the input's name (``meta["name"]``), sub-folders included.
 
     Each prediction run writes to a fresh folder: ``output_dir`` (default ``<run dir>/predictions``,
-    the run dir being ``trainer.log_dir`` or ``default_root_dir``), or, when that folder already holds
+    :func:`lightning_seg.runs.run_directory`), or, when that folder already holds
     files, the first free ``<output_dir>_1``, ``<output_dir>_2``, ...; a previous run's predictions are
     never overwritten. After writing a batch, its entry in the returned predictions keeps only the
     ``names`` and the ``files`` written (the logits would hold every image in memory).

@@ -152,6 +152,10 @@ class SegmentationDataset(Dataset):
 
     def _transform(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         if self.transform is not None:
+            # albumentations draws from generators of its own, seeded from OS entropy: seed them for each
+            # sample from NumPy's global generator, which seed_everything (per data worker too) and a
+            # resumed checkpoint make reproducible. Without this no two runs augment alike.
+            self.transform.set_random_seed(int(np.random.randint(2**31)))
             out = self.transform(image=image, mask=mask) if mask is not None else self.transform(image=image)
             image, mask = out["image"], out.get("mask", mask)
         return image, mask

@@ -115,7 +115,7 @@ class SegmentationCLI(LightningCLI):
                 config = parser.parse_args(args, _skip_validation=True)
             stage = config.get("subcommand")
             section = config[stage] if stage else config
-            self.run_info, self._run_edits = runs.prepare_config(section, stage or "fit")
+            self.run_info, self._run_edits = runs.prepare_config(section, stage or "fit", argv or None)
             # Processes a DDP launcher starts re-run this command: they must write into the same run.
             os.environ[runs.RUN_DIR_ENV] = str(self.run_info.directory)
             parser.validate(config)
@@ -138,6 +138,7 @@ class SegmentationCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, runs.SaveRunConfig):
                 callback.config = runs.as_given(config, self._run_edits)
+                callback.run = self.run_info
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 import zipfile
@@ -147,14 +148,19 @@ def resolve_checkpoint(ckpt_path: str | None, root: Path) -> str | None:
     if ckpt_path != LAST:
         return ckpt_path
     latest = root / LATEST
-    if not latest.exists():
-        raise FileNotFoundError(
-            f"--ckpt_path last: no run of this experiment yet ({latest} does not exist); "
-            "train one with `fit` first, or pass a checkpoint file"
-        )
-    found = newest_checkpoint(latest.resolve())
+    if latest.exists():
+        run_dir = latest.resolve()
+    else:  # where symbolic links cannot be made: the newest fit run by its creation record
+        fits = [p.parent for p in root.glob(f"*/{RUN_FILE}") if _read_info(p.parent).get("stage") == "fit"]
+        if not fits:
+            raise FileNotFoundError(
+                f"--ckpt_path last: no run of this experiment yet (nothing in {root}); "
+                "train one with `fit` first, or pass a checkpoint file"
+            )
+        run_dir = max(fits, key=lambda p: (p / RUN_FILE).stat().st_mtime_ns)
+    found = newest_checkpoint(run_dir)
     if found is None:
-        raise FileNotFoundError(f"--ckpt_path last: the latest run {latest.resolve()} has no checkpoint")
+        raise FileNotFoundError(f"--ckpt_path last: the latest run {run_dir} has no checkpoint")
     return str(found)
 
 
@@ -184,6 +190,7 @@ def derive_run(
     root_dir: str | os.PathLike | None = None,
     ckpt_path: str | None = None,
     fast_dev_run: bool = False,
+    command: Sequence[str] | None = None,
 ) -> Run:
     """Find or create the directory of this run; called once per process before anything is built.
 
@@ -202,6 +209,7 @@ def derive_run(
         root_dir: ``--trainer.default_root_dir``: the folder that holds the runs instead of ``runs/<experiment>``.
         ckpt_path: ``--ckpt_path`` (``last`` is resolved by :func:`resolve_checkpoint` before this).
         fast_dev_run: a smoke test: a new ``fast_dev_run-<time>`` folder, never ``latest``, never a resumed run.
+        command: the command line, recorded in ``run.json`` (default ``sys.argv``).
     """
     experiment = experiment_name(config_files, run_name)
     root = experiment_root(experiment, root_dir)
@@ -233,12 +241,10 @@ def derive_run(
     info.setdefault("experiment", experiment)
     info.setdefault("stage", stage)
     info.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    info.setdefault("command", ["lightning-seg", *sys.argv[1:]])
+    info.setdefault("command", ["lightning-seg", *(sys.argv[1:] if command is None else command)])
     if ckpt_path:
         info.setdefault("checkpoints_loaded", []).append(str(Path(ckpt_path).resolve()))
     run.save_info()
-    if stage == "fit" and not fast_dev_run and not resumed and _global_rank() == 0:
-        point_latest(root, directory)
     return run
 
 
@@ -250,7 +256,7 @@ def experiment_root(experiment: str, root_dir: str | os.PathLike | None = None) 
 def point_latest(root: Path, directory: Path) -> None:
     """Make ``root/latest`` a relative symlink to ``directory``, replaced atomically (no-op where links fail)."""
     link = root / LATEST
-    temporary = root / f".{LATEST}.{os.getpid()}"
+    temporary = root / f".{LATEST}.{os.getpid()}.{threading.get_ident()}"
     try:
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(os.path.relpath(directory, root), target_is_directory=True)
@@ -290,7 +296,7 @@ def _global_rank() -> int:
 
 
 # ----- handing the run directory to the CLI's loggers, checkpoints and config file -----
-def prepare_config(config: Namespace, stage: str) -> tuple[Run, list[Edit]]:
+def prepare_config(config: Namespace, stage: str, command: Sequence[str] | None = None) -> tuple[Run, list[Edit]]:
     """Derive the run from a parsed LightningCLI config and point the config's paths into it.
 
     Sets ``trainer.default_root_dir`` to the run directory, fills every logger's unset ``save_dir``
@@ -313,7 +319,7 @@ def prepare_config(config: Namespace, stage: str) -> tuple[Run, list[Edit]]:
             check_checkpoint(ckpt_path)
         config.ckpt_path = ckpt_path
     config.run_name = experiment
-    run = derive_run(stage, files, experiment, root_dir, ckpt_path, fast_dev_run)
+    run = derive_run(stage, files, experiment, root_dir, ckpt_path, fast_dev_run, command)
     edits: list[Edit] = [(("trainer", "default_root_dir"), root_dir)]
     trainer.default_root_dir = str(run.directory)
     logger = trainer.get("logger")
@@ -415,12 +421,19 @@ def check_checkpoint(ckpt_path: str | os.PathLike) -> None:
 class SaveRunConfig(SaveConfigCallback):
     """Save the resolved config as ``<run>/config.yaml`` (never over an earlier one) and upload it to W&B.
 
-    On a resumed run the first config stays; the resumed one is ``config-1.yaml`` (``-2`` ...).
+    On a resumed run the first config stays; the resumed one is ``config-1.yaml`` (``-2`` ...). When a new
+    ``fit`` run starts (not before: a config that fails to build never becomes ``latest``), it points
+    ``<root>/latest`` at it.
     """
+
+    #: The run being saved; the CLI sets it.
+    run: Run | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.already_saved:
             return
+        if trainer.is_global_zero and stage == "fit" and self.run is not None and not self.run.resumed:
+            point_latest(self.run.root, self.run.directory)
         if trainer.is_global_zero:
             folder = run_directory(trainer)
             folder.mkdir(parents=True, exist_ok=True)

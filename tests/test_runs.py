@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +51,6 @@ def test_runs_started_in_the_same_second_get_different_folders(tmp_path: Path) -
         thread.join()
     assert len(set(found)) == 8
     assert all((folder / runs.RUN_FILE).is_file() for folder in found)
-    assert (tmp_path / runs.LATEST).resolve() in found
 
 
 def test_one_run_writes_everything_into_its_own_folder(in_tmp: Path) -> None:
@@ -213,3 +214,20 @@ def test_random_states_survive_a_weights_only_checkpoint_load() -> None:
     buffer.seek(0)
     restore_rng_states(torch.load(buffer, weights_only=True))  # what LightningCLI's --ckpt_path reads
     assert (random.random(), float(np.random.rand()), torch.rand(3).tolist()) == expected
+
+
+def test_last_is_the_newest_checkpoint_of_the_newest_run_even_without_the_link(tmp_path: Path) -> None:
+    older = runs.derive_run("fit", [QUICKSTART], root_dir=tmp_path).directory
+    newer = runs.derive_run("fit", [QUICKSTART], root_dir=tmp_path).directory
+    runs.point_latest(tmp_path, newer)
+    runs.derive_run("test", [QUICKSTART], root_dir=tmp_path)  # not a training run
+    for run in (older, newer):
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"epoch end")
+    interrupted = newer / "checkpoints" / "interrupted-epoch3-step70.ckpt"
+    interrupted.write_bytes(b"later")
+    os.utime(interrupted, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert runs.resolve_checkpoint("last", tmp_path) == str(interrupted)
+    (tmp_path / runs.LATEST).unlink()  # a file system without symbolic links
+    assert runs.resolve_checkpoint("last", tmp_path) == str(interrupted)
+    assert runs.resolve_checkpoint("other.ckpt", tmp_path) == "other.ckpt"

@@ -67,7 +67,6 @@ def main() -> None:
         os.chdir(root)
         cli = cli_main(
             [
-                "fit",
                 "--config",
                 str(REPO / "experiments" / "quickstart.yaml"),
                 f"--trainer.max_epochs={args.epochs}",

@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from lightning import LightningModule
+from lightning import Callback, LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, ReduceLROnPlateau
 from torch import Tensor, nn
 
 from lightning_seg.boundary_metrics import BoundaryMetrics
+from lightning_seg.callbacks.nan_guard import NonFiniteGuard
 from lightning_seg.inference import Inferer, SlidingWindow, TestTimeAugmentation, resize_region
 from lightning_seg.losses import CrossEntropyLoss, LossOutput, SegmentationLoss
 from lightning_seg.losses.composite import as_composite, bind_losses
@@ -57,6 +58,8 @@ class SegmentationModule(LightningModule):
             HD95 per class (:mod:`lightning_seg.boundary_metrics`; CPU distance transforms, so ``test``
             only by default).
         boundary_tolerance: distance in pixels within which boundaries match (boundary F1 / IoU).
+        nan_guard: stop at the first non-finite training loss or term, saving that batch and a checkpoint
+            (:class:`~lightning_seg.callbacks.NonFiniteGuard`, added unless the Trainer already has one).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class SegmentationModule(LightningModule):
         inference_stages: Sequence[str] = INFERENCE_STAGES,
         boundary_stages: Sequence[str] = ("test",),
         boundary_tolerance: float = 2,
+        nan_guard: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=list(RUN_TIME_OPTIONS))
@@ -260,6 +264,10 @@ class SegmentationModule(LightningModule):
     def configure_model(self) -> None:
         if self.hparams.get("compile") and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
             self.net = torch.compile(self.net)
+
+    def configure_callbacks(self) -> list[Callback]:
+        has_guard = self._trainer is not None and any(isinstance(c, NonFiniteGuard) for c in self.trainer.callbacks)
+        return [NonFiniteGuard()] if self.hparams.get("nan_guard", True) and not has_guard else []
 
     def on_train_start(self) -> None:
         # The sanity check must not leak into the first epoch's validation scores.

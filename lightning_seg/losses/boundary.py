@@ -87,6 +87,12 @@ class HausdorffDTLoss(DistanceMapLoss):
     ``d_P,k`` the same for the current arg-max prediction (ignored pixels count as outside every class),
     computed without gradient on the CPU each step, as in the paper.
 
+    Convention: distances are ``edt`` outside a class and ``edt − 1`` inside it (0 on the inner boundary
+    ring, the signed map's convention), and the prediction's regions come from the arg-max. MONAI's
+    ``HausdorffDTLoss`` (adapted from github.com/PatRyg99/HausdorffLoss, after the paper) uses ``edt``
+    inside and thresholds each class's probability at 0.5 instead; both are pinned in the tests
+    (``tests/losses/test_boundary.py``). Karimi's own code was not available to compare.
+
     Args:
         alpha: the exponent of the distances.
         classes, ignore_index: as in :class:`DistanceMapLoss`.

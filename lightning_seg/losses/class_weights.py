@@ -7,6 +7,7 @@ when no class has any pixel every weight is 1.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -57,13 +58,32 @@ def effective_number(stats: ClassStats, beta: float = 0.999) -> np.ndarray:
 
     ``n_c`` is the number of pixels of class ``c``; absent classes get the largest weight before the
     normalisation.
+
+    Choosing β for pixel counts: the effective number ``(1 − β^n)/(1 − β)`` grows like ``n`` up to about
+    ``N = 1/(1 − β)`` and saturates at ``N`` above it, so classes with far more than ``N`` pixels all get
+    the same weight. Cui et al.'s β ∈ [0.9, 0.9999] suit *image* counts; with pixel counts (10⁵–10⁹
+    per class) every class saturates, every weight is ≈ 1 and the loss is plain cross-entropy. Take
+    ``β = 1 − 1/N`` with ``N`` the count below which a class should be up-weighted, e.g. the median
+    class count: classes rarer than ``N`` are then weighted about inversely to their pixel count. A
+    warning says so when the weights come out within 5 % of uniform.
     """
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"effective-number weighting needs 0 <= beta < 1, got beta={beta}")
     counts = np.asarray(stats.pixel_counts, dtype=np.float64)
     present = counts > 0
     raw = _fill_absent((1.0 - beta) / np.where(present, 1.0 - np.power(beta, counts), 1.0), present)
-    return raw * len(raw) / raw.sum()
+    weights = raw * len(raw) / raw.sum()
+    if present.sum() > 1 and np.abs(weights - 1.0).max() < 0.05:
+        median = float(np.median(counts[present]))
+        warnings.warn(
+            f"class weight 'effective' with beta={beta}: every weight is within 5 % of 1 "
+            f"({weights.min():.3f}–{weights.max():.3f}) because the pixel counts (smallest "
+            f"{int(counts[present].min())}) are far above 1/(1 − beta) = {1 / (1 - beta):.0f}, so the loss is "
+            f"unweighted; for pixel counts use beta = 1 − 1/N with N the median class count "
+            f"(here beta={1 - 1 / median:.10g})",
+            stacklevel=2,
+        )
+    return weights
 
 
 #: Name → function ``(stats, beta) -> weights``.

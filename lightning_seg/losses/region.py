@@ -2,10 +2,10 @@
 
 Dice, Tversky, focal Tversky and GDL share :class:`RegionLoss`, which gathers per-class soft counts over
 the batch without building a one-hot tensor (about half the time of smp's one-hot path); each overrides
-one hook. Their values equal segmentation-models-pytorch's multiclass losses (checked in the tests), and
-so do the conventions: scores are computed over the whole batch; a class with no labelled pixel in the
-batch contributes 0 to the mean over classes (it is not penalised, and still counts in the denominator);
-ignored pixels are removed from both prediction and ground truth.
+one hook. Their values equal segmentation-models-pytorch 0.6's multiclass losses, smoothing included
+(checked in the tests), and so do the conventions: scores are computed over the whole batch; a class
+with no labelled pixel in the batch contributes 0 to the mean over classes (it is not penalised, and
+still counts in the denominator); ignored pixels are removed from both prediction and ground truth.
 """
 
 from __future__ import annotations
@@ -47,13 +47,17 @@ class RegionLoss(ClassWeightedLoss):
 
 
 class DiceLoss(RegionLoss):
-    """Soft Dice loss ``1 − 2|P∩G| / (|P| + |G|)`` per class, averaged over classes.
+    """Soft Dice loss ``1 − (2|P∩G| + 2s) / (|P| + |G| + 2s)`` per class, averaged over classes.
 
-    Milletari et al., V-Net, arXiv 1606.04797; equals ``smp.losses.DiceLoss("multiclass")``.
+    Milletari et al., V-Net, arXiv 1606.04797; equals ``smp.losses.DiceLoss("multiclass", smooth=s)``.
+
+    Convention for ``smooth``: smp 0.6's, whose Dice is its Tversky score with ``α = β = 1/2``,
+    ``(I + s) / (I + FP/2 + FN/2 + s)``, i.e. ``2s`` is added to the numerator and the denominator of
+    ``2I / (|P| + |G|)`` (MONAI's ``smooth_nr = smooth_dr = s'`` is ``s = s'/2`` here).
 
     Args:
         weight: ``None``, a list of ``C`` class weights, ``"auto"`` or a scheme name (weighted class mean).
-        smooth: added to numerator and denominator.
+        smooth: ``s`` above.
         log_loss: use ``−log(score)`` instead of ``1 − score``.
         eps: lower bound of the denominator.
         beta, ignore_index: as in :class:`~lightning_seg.losses.base.ClassWeightedLoss`.
@@ -73,7 +77,7 @@ class DiceLoss(RegionLoss):
 
     def score(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
         """Per-class score in ``[0, 1]`` from soft true positives, false positives and false negatives."""
-        return (2 * tp + self.smooth) / (2 * tp + fp + fn + self.smooth).clamp_min(self.eps)
+        return (tp + self.smooth) / (tp + 0.5 * fp + 0.5 * fn + self.smooth).clamp_min(self.eps)
 
     def class_losses(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
         """Per-class losses from the scores."""

@@ -105,16 +105,24 @@ class Step(WeightSchedule):
 
 
 class Rebalance(WeightSchedule):
-    """The boundary-loss paper's rebalancing (Kervadec et al., MIDL 2019, arXiv 1812.07032).
+    """The boundary-loss paper's rebalancing of a region and a boundary term, in either published form.
 
-    The region term (e.g. GDL) gets ``max(floor, start − step·t)`` and the boundary term ``step·(t + 1)``;
-    with the defaults, at epoch ``e``: ``w_region = max(0.1, 1 − 0.01·e)``, ``w_boundary = 0.01·(e + 1)``.
+    Kervadec et al., MIDL 2019, arXiv 1812.07032.
+
+    * ``form="code"`` (default) follows the authors' released code (its ``StealWeight`` scheduler): the
+      region term gets ``max(floor, start − step·t)`` and the boundary term ``step·(t + 1)``; with the
+      defaults, at epoch ``e``: ``w_region = max(0.1, 1 − 0.01·e)``, ``w_boundary = 0.01·(e + 1)``. The
+      two weights sum to more than 1 once the region weight reaches its floor (0.1 + 0.91 at ``e = 90``)
+      and the boundary weight keeps growing.
+    * ``form="paper"`` follows the paper's text: ``α = max(floor, start − step·t)`` (floor 0.01 by
+      default), the region term gets ``α`` and the boundary term ``1 − α``, so they always sum to 1.
 
     Args:
         term: which side of the pair this schedule weights, ``region`` or ``boundary``.
         start: the region weight at ``t = 0``.
         step: the change per epoch (or step).
-        floor: the region weight never falls below it.
+        floor: the region weight never falls below it; ``None`` = 0.1 (``code``) or 0.01 (``paper``).
+        form: ``code`` (the authors' code) or ``paper`` (the paper's ``α`` / ``1 − α``).
         unit: ``epoch`` (as in the paper) or ``step``.
     """
 
@@ -123,15 +131,21 @@ class Rebalance(WeightSchedule):
         term: Literal["region", "boundary"] = "boundary",
         start: float = 1.0,
         step: float = 0.01,
-        floor: float = 0.1,
+        floor: float | None = None,
         unit: Unit = "epoch",
+        form: Literal["code", "paper"] = "code",
     ) -> None:
         super().__init__(unit)
         if term not in ("region", "boundary"):
             raise ValueError(f"Rebalance term must be 'region' or 'boundary', got {term!r}")
-        self.term, self.start, self.step, self.floor = term, float(start), float(step), float(floor)
+        if form not in ("code", "paper"):
+            raise ValueError(f"Rebalance form must be 'code' (the authors' code) or 'paper', got {form!r}")
+        if floor is None:
+            floor = 0.1 if form == "code" else 0.01
+        self.term, self.start, self.step, self.floor, self.form = term, float(start), float(step), float(floor), form
 
     def value(self, t: int) -> float:
+        region = max(self.floor, self.start - self.step * t)
         if self.term == "region":
-            return max(self.floor, self.start - self.step * t)
-        return self.step * (t + 1)
+            return region
+        return self.step * (t + 1) if self.form == "code" else 1.0 - region

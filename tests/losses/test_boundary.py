@@ -78,3 +78,39 @@ def test_shape_mismatch_and_bad_classes_raise(batch):
         BoundaryLoss()(logits, dist_map[:, :2], target)
     with pytest.raises(ValueError, match=r"classes \[5\] must be non-empty, in \[0, 3\)"):
         BoundaryLoss(classes=[5])(logits, dist_map, target)
+
+
+def _hausdorff_by_convention(logits, target, inside_offset, prediction):
+    """mean over pixels and classes 1..C−1 of (p − g)² (d_P² + d_G²), distances by scipy, where a
+    class's distance is ``edt`` outside it and ``edt − inside_offset`` inside, and the predicted region
+    of class k is ``prediction(probs)[:, k]``."""
+    probs = logits.softmax(1)
+    truth = torch.nn.functional.one_hot(target, C).permute(0, 3, 1, 2).double()
+
+    def field(region):
+        if not region.any() or region.all():
+            return np.zeros(region.shape)
+        return distance_transform_edt(~region) * ~region + (distance_transform_edt(region) - inside_offset) * region
+
+    d_g = torch.tensor(np.stack([[field(m[k].numpy() > 0.5) for k in range(C)] for m in truth]))
+    d_p = torch.tensor(np.stack([[field(m[k].numpy()) for k in range(C)] for m in prediction(probs)]))
+    return ((probs - truth) ** 2 * (d_g**2 + d_p**2))[:, 1:].mean()
+
+
+def test_hausdorff_convention_differs_from_monai_as_documented():
+    """Ours: distances edt − 1 inside (0 on the inner boundary ring, as the signed map) and the arg-max
+    prediction; MONAI's HausdorffDTLoss: edt inside and each class's probability thresholded at 0.5."""
+    from monai.losses import HausdorffDTLoss as MonaiHausdorffDTLoss
+
+    generator = torch.Generator().manual_seed(1)
+    target = torch.zeros(2, 12, 10, dtype=torch.long)
+    target[0, 2:7, 3:8], target[0, 8:11, 1:4], target[1, 4:9, 2:9] = 1, 2, 2
+    logits = torch.randn(2, C, 12, 10, generator=generator, dtype=torch.float64) * 2
+    argmax = lambda probs: torch.nn.functional.one_hot(probs.argmax(1), C).permute(0, 3, 1, 2).bool()  # noqa: E731
+    threshold = lambda probs: probs > 0.5  # noqa: E731
+    dist_map = torch.from_numpy(np.stack([signed_distance_map(m.numpy(), C) for m in target]))
+    ours = HausdorffDTLoss()(logits, dist_map, target)
+    assert ours.item() == pytest.approx(_hausdorff_by_convention(logits, target, 1, argmax).item(), rel=1e-5)
+    monai = MonaiHausdorffDTLoss(include_background=False, softmax=True, to_onehot_y=True)(logits, target[:, None])
+    assert monai.item() == pytest.approx(_hausdorff_by_convention(logits, target, 0, threshold).item(), rel=1e-5)
+    assert abs(ours.item() - monai.item()) > 0.05 * monai.item()

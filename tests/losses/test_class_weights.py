@@ -1,5 +1,7 @@
 """Class-weighting schemes against numbers worked by hand, and the loss-side ``weight`` argument."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,22 @@ def test_stats_for_another_number_of_classes_raise():
     loss.bind_dataset(5, 255)
     with pytest.raises(ValueError, match="cover 4 classes, the dataset has 5"):
         loss.bind_class_stats(STATS)
+
+
+def test_effective_weights_warn_when_pixel_counts_make_them_uniform():
+    """Pixel counts far above 1/(1 − β) (CamVid-like: 10⁵–10⁷ pixels per class) give weights ≈ 1."""
+    counts = (9_000_000, 2_000_000, 400_000, 100_000)
+    stats = ClassStats(
+        pixel_counts=counts, image_counts=(9, 9, 9, 9), num_images=9, image_pixel_counts=(11_500_000,) * 4
+    )
+    with pytest.warns(UserWarning, match=r"within 5 % of 1 .* use beta = 1 − 1/N .*\(here beta=0\.9999991667"):
+        weights = compute_class_weights(stats, "effective", beta=0.999)
+    np.testing.assert_allclose(weights, 1.0, atol=1e-6)
+    # The suggested β = 1 − 1/median(n): rarer classes weighted ~ inversely to their count.
+    median = np.median(counts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        suggested = compute_class_weights(stats, "effective", beta=1 - 1 / median)
+    raw = (1 / median) / (1 - (1 - 1 / median) ** np.asarray(counts, dtype=float))
+    np.testing.assert_allclose(suggested, raw * 4 / raw.sum(), rtol=1e-6)
+    assert suggested[3] > 5 * suggested[0]

@@ -122,6 +122,40 @@ def test_topk_matches_a_sort(batch, k):
     assert _bound(TopKLoss(k=k))(logits, target).item() == pytest.approx(expected, rel=1e-10)
 
 
+def test_topk_ranks_weighted_losses():
+    """Class weights decide which pixels are kept: pixel B's raw loss is smaller than A's, its weighted one larger."""
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]]], dtype=torch.float64)  # 1×2×1×2
+    target = torch.tensor([[[1, 1]]])
+    target[0, 0, 1] = 0  # pixel A (index 0): class 1, p = 1/(1+e²); pixel B (index 1): class 0, p = 1/2
+    raw = -torch.log_softmax(logits, 1)[0, :, 0].gather(0, target[0])[0]
+    assert raw[0] > raw[1]
+    weight = [10.0, 1.0]
+    loss = TopKLoss(k=50.0, weight=weight)
+    loss.bind_dataset(2, 255)
+    # The kept pixel is B (weighted loss 10·ℓ_B > 1·ℓ_A); its weighted mean is ℓ_B.
+    assert loss(logits, target).item() == pytest.approx(raw[1].item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.75])
+def test_focal_alpha_is_lin_et_al_balanced_form_as_torchvision(batch, alpha):
+    """On two classes, softmax focal with α on logits (0, z) equals torchvision's sigmoid focal of z."""
+    logits, target = batch
+    z, labels = logits[:, 1] - logits[:, 0], torch.where(target == 255, 0, target.clamp_max(1))
+    target = torch.where(target == 255, 255, labels)
+    valid = target != 255
+    two_class = torch.stack([torch.zeros_like(z), z], 1)
+    ours = _bound(FocalLoss(gamma=2.0, alpha=alpha))(two_class, target)
+    expected = sigmoid_focal_loss(z[valid], labels[valid].double(), alpha=alpha, gamma=2.0, reduction="mean")
+    torch.testing.assert_close(ours, expected)
+    # A scalar α is not normalised away: it changes the value.
+    assert abs(ours.item() - _bound(FocalLoss(gamma=2.0))(two_class, target).item()) > 1e-3
+
+
+def test_a_scalar_class_weight_is_refused_naming_alpha():
+    with pytest.raises(ValueError, match=r"scalar class weight \(0.25\) would change nothing.*alpha="):
+        FocalLoss(weight=0.25)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="gamma must be >= 0, got -1"):
         FocalLoss(gamma=-1)

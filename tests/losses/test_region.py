@@ -44,6 +44,20 @@ def test_dice_matches_smp_and_the_formula(seed, absent):
     assert ours.item() == pytest.approx(per_class.mean().item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("smooth", [0.5, 10.0])
+def test_dice_smoothing_is_smp_06s_formula(smooth):
+    """``(2I + 2s) / (|P| + |G| + 2s)``: smp 0.6 (its Tversky with α = β = 1/2), not ``(2I + s) / (… + s)``."""
+    logits, target = _batch(5, absent=2)
+    ours = _bound(DiceLoss(smooth=smooth))(logits, target)
+    theirs = smp.losses.DiceLoss("multiclass", ignore_index=255, smooth=smooth)(logits, target)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    tp, fp, fn, g = _counts(logits, target)
+    per_class = torch.where(g > 0, 1 - (2 * tp + 2 * smooth) / (2 * tp + fp + fn + 2 * smooth), 0.0)
+    assert ours.item() == pytest.approx(per_class.mean().item(), abs=1e-5)
+    other = torch.where(g > 0, 1 - (2 * tp + smooth) / (2 * tp + fp + fn + smooth), 0.0).mean()
+    assert abs(ours.item() - other.item()) > 1e-4
+
+
 def test_weighted_dice_matches_smp():
     logits, target = _batch(3)
     weight = [0.1, 1.0, 2.0, 3.0]

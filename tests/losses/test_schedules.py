@@ -34,11 +34,21 @@ def test_step():
     assert [schedule(0, s) for s in range(7)] == [1.0, 1.0, 0.5, 0.5, 0.5, 0.1, 0.1]
 
 
-def test_rebalance_reproduces_the_boundary_loss_paper():
+def test_rebalance_code_form_follows_the_authors_steal_weight():
     region, boundary = Rebalance(term="region"), Rebalance(term="boundary")
-    # w_region = max(0.1, 1 − 0.01 e), w_boundary = 0.01 (e + 1)
+    # The authors' code: w_region = max(0.1, 1 − 0.01 e), w_boundary = 0.01 (e + 1)
     assert [region(e, 0) for e in (0, 1, 50, 89, 90, 91, 200)] == pytest.approx([1.0, 0.99, 0.5, 0.11, 0.1, 0.1, 0.1])
     assert [boundary(e, 0) for e in (0, 1, 50, 200)] == pytest.approx([0.01, 0.02, 0.51, 2.01])
+    assert region(200, 0) + boundary(200, 0) > 1
+
+
+def test_rebalance_paper_form_is_alpha_and_one_minus_alpha():
+    region, boundary = Rebalance(term="region", form="paper"), Rebalance(term="boundary", form="paper")
+    # The paper: α = max(0.01, 1 − 0.01 e); region α, boundary 1 − α
+    epochs = (0, 1, 50, 98, 99, 100, 300)
+    assert [region(e, 0) for e in epochs] == pytest.approx([1.0, 0.99, 0.5, 0.02, 0.01, 0.01, 0.01])
+    assert [boundary(e, 0) for e in epochs] == pytest.approx([0.0, 0.01, 0.5, 0.98, 0.99, 0.99, 0.99])
+    assert all(region(e, 0) + boundary(e, 0) == pytest.approx(1.0) for e in epochs)
 
 
 def test_rebalance_configurable_and_by_step():
@@ -55,6 +65,7 @@ def test_rebalance_configurable_and_by_step():
         (lambda: Step([1, 2], [1.0]), "one more value than milestones, got 2 milestones and 1 values"),
         (lambda: Step([3, 1], [1.0, 2.0, 3.0]), "milestones must be increasing"),
         (lambda: Rebalance(term="gdl"), "term must be 'region' or 'boundary', got 'gdl'"),
+        (lambda: Rebalance(form="text"), "form must be 'code' .* or 'paper', got 'text'"),
     ],
 )
 def test_bad_arguments_raise(build, message):

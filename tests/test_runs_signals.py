@@ -26,7 +26,7 @@ def start_fit(cwd: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def wait_for_training(run: Path, process: subprocess.Popen, timeout: float = 240) -> None:
+def wait_for_training(run: Path, process: subprocess.Popen, timeout: float = 900) -> None:
     """Until the run is set up (its config is saved in setup, after the signal handlers are installed)."""
     deadline = time.monotonic() + timeout
     while not (run / "config.yaml").exists():
@@ -44,7 +44,7 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(tmp_path: Path
     process = start_fit(tmp_path)
     wait_for_training(tmp_path / "runs/quickstart/latest", process)
     process.send_signal(signum)
-    _, err = process.communicate(timeout=240)
+    _, err = process.communicate(timeout=900)
     assert process.returncode == 128 + signum, err[-3000:]
     (saved,) = (tmp_path / "runs/quickstart/latest/checkpoints").glob("*.ckpt")  # this one only, no score
     checkpoint = torch.load(saved, map_location="cpu", weights_only=False)
@@ -54,7 +54,7 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(tmp_path: Path
 
     # Resume from it ("last" is the newest checkpoint of the latest run) and finish the epoch.
     resumed = start_fit(tmp_path, "--ckpt_path", "last")
-    _, err = resumed.communicate(timeout=400)
+    _, err = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, err[-3000:]
     final = torch.load(tmp_path / "runs/quickstart/latest/checkpoints/last.ckpt", map_location="cpu",
                        weights_only=False)

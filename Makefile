@@ -8,7 +8,7 @@ CONFIG ?= experiments/quickstart.yaml
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := agg
 
-.PHONY: install fit test test-fast lint notebooks clean docs-figures
+.PHONY: install fit test test-fast lint notebooks notebooks-run clean docs-figures
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,notebooks]"
 	$(BIN)/jupyter lab notebooks/
+
+notebooks-run: $(STAMP)
+	$(BIN)/python -m lightning_seg.notebooks notebooks/*.ipynb
 
 # The README's diagnostics pictures, from a real, short quickstart run (DOCS_EPOCHS epochs of
 # DOCS_BATCHES training batches; `make docs-figures DOCS_EPOCHS=8 DOCS_BATCHES=40` for the full quickstart).

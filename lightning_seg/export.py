@@ -7,7 +7,8 @@ and compared with the eager network; a difference above the tolerance is an erro
 removed.
 
     lightning-seg export --config experiments/quickstart.yaml \
-        --ckpt_path runs/quickstart/latest/checkpoints/last.ckpt --format onnx   # → runs/quickstart/latest/checkpoints/last.onnx
+        --ckpt_path runs/quickstart/latest/checkpoints/last.ckpt --format onnx
+    # writes runs/quickstart/latest/checkpoints/last.onnx
 """
 
 from __future__ import annotations

@@ -158,3 +158,23 @@ def test_bogus_key_without_network_trains_offline_with_one_warning(tmp_path: Pat
     assert len(warnings) == 1, result.stderr[-3000:]
     assert f"could not be reached within {tracking.PROBE_TIMEOUT_S:g} s" in warnings[0] and url in warnings[0]
     assert list(tmp_path.rglob("offline-run-*")), "no offline W&B run was written"
+
+
+def test_resuming_continues_the_same_wandb_run(in_tmp: Path) -> None:
+    """``fit --ckpt_path last`` logs into the W&B run of the first fit: same id in run.json and on disk."""
+    import wandb
+
+    from lightning_seg.cli import main
+
+    config = ["--config", str(REPO / "experiments" / "quickstart_wandb.yaml"), *TINY_DATA]
+    short = ["--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    main(["fit", *config, *short, "--trainer.max_epochs=1"])
+    run = (in_tmp / "runs" / "quickstart_wandb" / "latest").resolve()
+    first_id = json.loads((run / "run.json").read_text())["wandb_id"]
+    wandb.finish()  # as when the first process exits
+    main(["fit", *config, *short, "--trainer.max_epochs=2", "--ckpt_path", "last"])
+    wandb.finish()
+    assert (in_tmp / "runs" / "quickstart_wandb" / "latest").resolve() == run
+    assert json.loads((run / "run.json").read_text())["wandb_id"] == first_id
+    offline_runs = sorted(path.name for path in (run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2 and all(name.endswith(f"-{first_id}") for name in offline_runs)

@@ -11,14 +11,11 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import move_data_to_device
 from torch import Tensor
 
+from lightning_seg.runs import run_directory
+
 
 class NonFiniteLossError(FloatingPointError, ValueError):
     """The training loss, or one of its terms, became NaN or infinite (the message says where and why)."""
-
-
-def run_directory(trainer: Trainer) -> Path:
-    """The run's folder: the first logger's log dir, else the Trainer's ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
 
 
 class NonFiniteGuard(Callback):

@@ -52,7 +52,7 @@ def test_a_nan_batch_stops_training_with_one_line_and_keeps_batch_and_checkpoint
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lightning-seg: error")]
     assert len(errors) == 1, errors
     line = errors[0]
-    folder = in_tmp / "run" / "nonfinite"
+    folder = (in_tmp / "run" / "latest").resolve() / "nonfinite"  # inside this run's own <root>/<date-time>/
     assert "non-finite training loss at step 1 (epoch 0): cross_entropy = nan" in line
     batch = torch.load(folder / "batch-step1.pt", weights_only=False)
     assert str(batch["meta"]["name"]) in line and len(batch["meta"]["name"]) == 4

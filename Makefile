@@ -8,7 +8,7 @@ CONFIG ?= experiments/quickstart.yaml
 export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := agg
 
-.PHONY: install fit test test-fast lint notebooks notebooks-run clean docs-figures
+.PHONY: install fit test test-all lint notebooks notebooks-run clean docs-figures
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,12 @@ install: $(STAMP)
 fit: $(STAMP)
 	$(BIN)/lightning-seg fit --config $(CONFIG)
 
+# The default run skips tests marked slow (export of every network, DDP, compile, every signal, ...).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
-
-test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check lightning_seg tests benchmarks

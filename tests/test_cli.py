@@ -129,7 +129,7 @@ def test_help_lists_model_and_data_options(capsys: pytest.CaptureFixture) -> Non
         ("--model.init_args.ignore_indx=3", "has no argument 'ignore_indx'. Did you mean ignore_index?"),
         (
             "--model.init_args.net.class_path=lightning_seg.models.SMPNett",
-            "model.init_args.net: lightning_seg.models has no class 'SMPNett'. Did you mean SMPNet?",
+            "model.init_args.net: lightning_seg.models has no class 'SMPNett'. Did you mean SMPNet",
         ),
         ("--data.init_args.batch_size=eight", "data.init_args.batch_size: expected int, got 'eight'"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -142,10 +143,8 @@ def cached_class_counts(key: str, compute: Callable[[], np.ndarray]) -> np.ndarr
     path = folder / f"class_stats_{key}.npy"
     announce_cache(folder, "class statistics")
     if path.is_file():
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a truncated or foreign file: scan again, overwrite it
             return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            pass  # a truncated or foreign file: scan again and overwrite it
     counts = compute()
     try:
         folder.mkdir(parents=True, exist_ok=True)

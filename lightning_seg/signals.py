@@ -57,8 +57,10 @@ class GracefulInterrupt(Callback):
     """Turn SIGINT / SIGTERM / SIGUSR1 into a resumable checkpoint and :class:`RunInterrupted`.
 
     The CLI adds it to every ``fit``. Handlers are installed in ``setup``, before Lightning's own (which
-    then call both for SIGTERM), and put back in ``teardown``. Under DDP every process agrees at each step
-    (one boolean all-reduce), so all of them save the same step and stop together.
+    then call both for SIGTERM), and the previous ones are put back however ``fit`` ends: in ``teardown``
+    when it finishes, in ``on_exception`` when it raises (Lightning calls no ``teardown`` then). Under DDP
+    every process agrees at each step (one boolean all-reduce), so all of them save the same step and stop
+    together.
     """
 
     def __init__(self) -> None:
@@ -77,8 +79,20 @@ class GracefulInterrupt(Callback):
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._restore(trainer)
+
+    def _restore(self, trainer: Trainer) -> None:
+        """Put back the handlers found in ``setup``, now and after Lightning's own teardown.
+
+        Lightning records the handlers it finds when it installs its own (after ``setup``, so ours) and
+        re-installs them in its teardown, which on an exception runs after ``on_exception``: its record
+        of ours is replaced by what ours replaced.
+        """
+        recorded = trainer._signal_connector._original_handlers
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+            if recorded.get(signum) == self._handle:
+                recorded[signum] = handler
         self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -105,6 +119,7 @@ class GracefulInterrupt(Callback):
         # Lightning's own SIGTERM handling (DDP: it broadcasts the signal and raises at the next step).
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
             self._save(trainer)
+        self._restore(trainer)
 
     @staticmethod
     def _save(trainer: Trainer) -> Path:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from lightning import Callback, LightningModule, Trainer
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_seg.signals import CAUGHT, GracefulInterrupt, RunInterrupted
 
 from .conftest import QUICKSTART, TINY_DATA
 
@@ -61,3 +67,64 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(tmp_path: Path
                        weights_only=False)
     assert final["global_step"] == 100  # the interrupted epoch of 100 steps, finished after resuming
     assert len([p for p in (tmp_path / "runs/quickstart").iterdir() if not p.is_symlink()]) == 1
+
+
+class _Step(LightningModule):
+    """One linear layer whose training step does ``action`` (raise, or send this process a signal)."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+        self.action = action
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.action()
+        return self.layer(batch[0]).sum()
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(torch.zeros(4, 2)), batch_size=2)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _FailingSetup(Callback):
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        raise ValueError("a later callback's setup fails")
+
+
+def _raise(error: BaseException) -> Callable[[], None]:
+    def action() -> None:
+        raise error
+
+    return action
+
+
+ENDINGS = {  # how fit ends -> (what the step does, extra callbacks, what fit raises)
+    "finished": (lambda: None, [], None),
+    "exception": (_raise(ValueError("a bad step")), [], ValueError),
+    "setup-exception": (lambda: None, [_FailingSetup()], ValueError),
+    "KeyboardInterrupt": (_raise(KeyboardInterrupt()), [], SystemExit),  # Lightning exits with status 1
+    "RunInterrupted": (lambda: signal.raise_signal(signal.SIGUSR1), [], RunInterrupted),
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_the_previous_signal_handlers_are_back_however_fit_ends(tmp_path: Path, ending: str) -> None:
+    action, callbacks, raised = ENDINGS[ending]
+    before = {signum: signal.getsignal(signum) for signum in CAUGHT}
+    mine = {signum: (lambda s, f: None) for signum in CAUGHT}  # distinct from every default handler
+    try:
+        for signum, handler in mine.items():
+            signal.signal(signum, handler)
+        trainer = Trainer(
+            accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, default_root_dir=tmp_path, callbacks=[GracefulInterrupt(), *callbacks],
+        )
+        with pytest.raises(raised) if raised else contextlib.nullcontext():
+            trainer.fit(_Step(action))
+        after = {signum: signal.getsignal(signum) for signum in CAUGHT}
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    assert after == mine

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from lightning_seg.data.copy_paste import RareClassCopyPaste
 from lightning_seg.data.crops import ScaleCrop
 from lightning_seg.data.rare_class import RareClassPicker, RareClassSampler
-from lightning_seg.data.stats import ClassStats, cached_class_counts, class_counts, file_list_key
+from lightning_seg.data.stats import ClassStats, cached_class_counts, class_counts, computed_on_rank_zero, file_list_key
 from lightning_seg.data.transforms import TransformSpec, build_transform
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ class SegmentationDataModule(LightningDataModule):
     def class_counts(self) -> np.ndarray:
         """Per training image: pixels of each class, then ignored pixels, ``N×(C+1)`` int64 (scanned once)."""
         if self._class_counts is None:
-            self._class_counts = self.compute_class_counts()
+            self._class_counts = computed_on_rank_zero(self.compute_class_counts, self.trainer)
         return self._class_counts
 
     def compute_class_stats(self) -> ClassStats:

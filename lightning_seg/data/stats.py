@@ -1,4 +1,4 @@
-"""Per-class pixel and image counts of a set of masks, and their cache in the user's cache folder."""
+"""Per-class pixel and image counts of masks, their cache in the user's cache folder, their DDP sharing."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import contextlib
 import hashlib
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lightning import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +160,43 @@ def cached_class_counts(key: str, compute: Callable[[], np.ndarray]) -> np.ndarr
     except OSError as error:
         log.warning(f"lightning-seg: cannot write the class-statistics cache {path} ({error}); not cached")
     return counts
+
+
+def computed_on_rank_zero(compute: Callable[[], np.ndarray], trainer: Trainer | None) -> np.ndarray:
+    """``compute()`` on rank zero only while ``trainer`` fits on several processes, its result broadcast.
+
+    Under DDP every process needs the class statistics (rare-class sampling, ``auto`` class weights) and
+    would otherwise scan the training masks, or read their cache, itself. While a distributed ``fit``
+    runs, every process must make this call at the same point: the first read of the DataModule's
+    ``class_counts`` is in its ``setup`` (rare-class tools) or the module's (loss class statistics), on
+    every process. Rank zero computes; the others receive its array, or the exception its scan raised,
+    so no process waits for one that failed. Outside a distributed fit it is ``compute()``.
+
+    Raises:
+        Exception: what ``compute`` raised on rank zero, on every process.
+    """
+    fitting = trainer is not None and trainer.state.fn == "fit" and trainer.state.status == "running"
+    if not fitting or trainer.world_size < 2:
+        return compute()
+    counts, error = None, None
+    if trainer.is_global_zero:
+        try:
+            counts = compute()
+        except Exception as raised:  # sent to the other processes, then raised here as it was
+            error = raised
+    shared, received = trainer.strategy.broadcast((counts, _portable(error)), src=0)
+    if error is not None:
+        raise error
+    if received is not None:
+        raise received
+    return shared
+
+
+def _portable(error: Exception | None) -> Exception | None:
+    """``error`` if it survives pickling (a broadcast), else a ``RuntimeError`` with its message."""
+    if error is None:
+        return None
+    try:
+        return pickle.loads(pickle.dumps(error))
+    except Exception:  # an exception class that cannot be rebuilt from its pickle
+        return RuntimeError(f"{type(error).__name__}: {error}")

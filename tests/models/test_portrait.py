@@ -154,6 +154,38 @@ def test_portrait_recipe_trains_on_a_folder(in_tmp: Path) -> None:
     assert cli.trainer.callback_metrics["val/loss/consistency"] == 0  # evaluation: one view
 
 
+@pytest.mark.parametrize("recipe", ["sinet", "extremec3net"])
+def test_small_portrait_net_recipe_trains_on_the_portrait_folder(in_tmp: Path, recipe: str) -> None:
+    # The recipes go on top of experiments/portrait.yaml (their comments say so): network and loss swapped.
+    write_portraits(in_tmp / "portraits")
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "experiments" / "portrait.yaml"),
+            "--config",
+            str(REPO / "experiments" / "models" / f"{recipe}.yaml"),
+            f"--data.init_args.root={in_tmp / 'portraits'}",
+            "--data.init_args.batch_size=2",
+            "--data.init_args.num_workers=0",
+            "--trainer.fast_dev_run=true",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    assert cli.trainer.state.finished
+    assert type(cli.model.net) is {"sinet": SINet, "extremec3net": ExtremeC3Net}[recipe]
+    # Every output of the network is read by a named term, and every term is logged with its weight.
+    terms = {term.name: term.inputs for term in cli.model.loss.terms}
+    outputs = cli.model.train()(torch.randn(2, 3, 64, 64))
+    assert set(outputs) == {name for inputs in terms.values() for name in inputs} == {"logits"}
+    metrics = cli.trainer.callback_metrics
+    assert {k.removeprefix("train/loss/") for k in metrics if k.startswith("train/loss/")} == set(terms)
+    assert {k.removeprefix("train/weight/") for k in metrics if k.startswith("train/weight/")} == set(terms)
+    assert torch.isfinite(metrics["train/loss"]) and torch.isfinite(metrics["val/loss"])
+    assert cli.datamodule.extra_targets == {}  # the portrait recipe's edge target is not asked for any more
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "net", [PortraitNet(2, **SMALL), SINet(2), ExtremeC3Net(2)], ids=["PortraitNet", "SINet", "ExtremeC3Net"]

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from lightning import Callback
 
 from lightning_seg import runs
 from lightning_seg.cli import main
+from lightning_seg.resume import LIGHTNING_NOT_RESUMABLE
 
 from .conftest import QUICKSTART, REPO, TINY_DATA
 from .test_cli import SHORT_FIT
@@ -168,6 +172,43 @@ def test_resuming_at_an_epoch_end_is_exact_and_runs_repeat(in_tmp: Path) -> None
     assert cli.trainer.global_step == 4
     resumed_weights, resumed_scores = final_state(Path(cli.trainer.default_root_dir))
     assert resumed_weights.keys() == weights.keys()
+    for key, value in resumed_weights.items():
+        torch.testing.assert_close(value, weights[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert resumed_scores == pytest.approx(scores, rel=1e-5, nan_ok=True)
+
+
+class SignalAtStep(Callback):
+    """Sends this process SIGUSR1 after optimizer step ``step``, as a scheduler's pre-emption would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_resuming_mid_epoch_is_exact(in_tmp: Path) -> None:
+    """Deterministic CPU, 2 epochs of 4 batches: stopped by a signal in the second epoch, then resumed
+    from the interrupt checkpoint, the run ends with the weights and scores of the uninterrupted one."""
+    data = [*TINY_DATA, "--data.init_args.num_train=16", "--trainer.limit_val_batches=1"]
+    fit = ["fit", "--config", str(QUICKSTART), *data, "--trainer.max_epochs=2", "--trainer.deterministic=true"]
+    cli = main(fit)
+    assert cli.trainer.global_step == 8
+    weights, scores = final_state(Path(cli.trainer.default_root_dir))
+    stopper = {"class_path": f"{__name__}.SignalAtStep", "init_args": {"step": 5}}
+    with pytest.raises(SystemExit) as info:
+        main([*fit, f"--trainer.callbacks+={json.dumps(stopper)}"])
+    assert info.value.code == 128 + signal.SIGUSR1
+    (interrupt,) = (in_tmp / "runs/quickstart/latest/checkpoints").glob("interrupted-*.ckpt")
+    # Saved at the end of step 5 or 6 (the callbacks' order decides): inside the second epoch.
+    assert interrupt.name in {"interrupted-epoch1-step5.ckpt", "interrupted-epoch1-step6.ckpt"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = main([*fit, "--ckpt_path", "last"])
+    assert not [w for w in caught if LIGHTNING_NOT_RESUMABLE in str(w.message)]  # it is resumable
+    assert cli.trainer.global_step == 8
+    resumed_weights, resumed_scores = final_state(Path(cli.trainer.default_root_dir))
     for key, value in resumed_weights.items():
         torch.testing.assert_close(value, weights[key], rtol=1e-5, atol=1e-6, msg=key)
     assert resumed_scores == pytest.approx(scores, rel=1e-5, nan_ok=True)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from lightning_seg.data.copy_paste import RareClassCopyPaste
 from lightning_seg.data.crops import ScaleCrop
 from lightning_seg.data.rare_class import RareClassPicker, RareClassSampler
+from lightning_seg.data.resumable import SEED_BOUND, ResumableSampler, training_seed
 from lightning_seg.data.stats import ClassStats, cached_class_counts, class_counts, computed_on_rank_zero, file_list_key
 from lightning_seg.data.transforms import TransformSpec, build_transform
 
@@ -136,33 +137,47 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def augmented(self, index: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    def augmented(self, index: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
         """Sample ``index`` after augmentation (and copy-paste), before normalisation: ``(image uint8, mask, name)``.
 
-        The mask is ``None`` when the source has none.
+        The mask is ``None`` when the source has none. ``seed`` fixes the augmentation (default: drawn from
+        NumPy's global generator).
         """
-        image, mask, name = self._transformed(index)
-        if self.copy_paste is not None and mask is not None:
-            image, mask = self.copy_paste(image, mask, lambda donor: self._transformed(donor)[:2])
+        image, mask, name = self.source.load(index)
+        image, mask = self._augment(image, mask, seed, copy_paste=mask is not None)
         return image, mask, name
 
-    def _transformed(self, index: int) -> tuple[np.ndarray, np.ndarray | None, str]:
-        image, mask, name = self.source.load(index)
-        return (*self._transform(image, mask), name)
-
-    def _transform(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _augment(
+        self, image: np.ndarray, mask: np.ndarray | None, seed: int | None, copy_paste: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The training pipeline (and copy-paste) on one sample, every random choice drawn from ``seed``."""
+        copy_paste = copy_paste and self.copy_paste is not None
+        if self.transform is None and not copy_paste:
+            return image, mask
+        if seed is None:
+            # Seeded from NumPy's global generator, which seed_everything (per data worker too) and a resumed
+            # checkpoint make reproducible. The training samplers give every sample its own seed instead.
+            seed = int(np.random.randint(SEED_BOUND))
         if self.transform is not None:
-            # albumentations draws from generators of its own, seeded from OS entropy: seed them for each
-            # sample from NumPy's global generator, which seed_everything (per data worker too) and a
-            # resumed checkpoint make reproducible. Without this no two runs augment alike.
-            self.transform.set_random_seed(int(np.random.randint(2**31)))
+            # albumentations draws from generators of its own, seeded from OS entropy: without this no two
+            # runs augment alike.
+            self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=mask) if mask is not None else self.transform(image=image)
             image, mask = out["image"], out.get("mask", mask)
+        if copy_paste:
+            image, mask = self.copy_paste(image, mask, self._donor, torch.Generator().manual_seed(seed))
         return image, mask
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _donor(self, index: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training sample ``index`` augmented from ``seed``, for copy-paste: ``(image, mask)``."""
+        image, mask, _ = self.source.load(index)
+        return self._augment(image, mask, seed, copy_paste=False)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``key``: an index, or ``(index, augmentation seed)`` as the training samplers yield."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         try:
-            return self._item(index)
+            return self._item(index, seed)
         except SampleError:
             raise
         except Exception as error:  # any failure on one sample is reported with its files, in one line
@@ -171,13 +186,12 @@ class SegmentationDataset(Dataset):
                 reason = f"{type(error).__name__}: {reason}"
             raise SampleError(f"{self.source.describe(index)}: {reason}") from error
 
-    def _item(self, index: int) -> dict[str, Any]:
+    def _item(self, index: int, seed: int | None) -> dict[str, Any]:
         raw, mask, name = self.source.load(index)
         ignored = self.source.ignored_region(index) if mask is None else None
         # Without a mask, a region ignored by definition rides through the transform in the mask's place.
-        image, label = self._transform(raw, mask if ignored is None else ignored.astype(np.uint8))
-        if self.copy_paste is not None and mask is not None:
-            image, label = self.copy_paste(image, label, lambda donor: self._transformed(donor)[:2])
+        label = mask if ignored is None else ignored.astype(np.uint8)
+        image, label = self._augment(raw, label, seed, copy_paste=mask is not None)
         size = torch.tensor(image.shape[:2])
         if self.uint8:
             pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.uint8))
@@ -549,12 +563,15 @@ class SegmentationDataModule(LightningDataModule):
         if split not in self.datasets:
             raise ValueError(f"{type(self).__name__} has no '{split}' split; check the dataset root and split settings")
         sampler = None
-        if split == "train" and self.rare_class_sampling:
-            sampler = RareClassSampler(self.rare_class_picker, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+        if shuffle:  # resumable mid-epoch, augmentations independent of the data workers
+            seed = training_seed()
+            if self.rare_class_sampling:
+                sampler = RareClassSampler(self.rare_class_picker, seed=seed)
+            else:
+                sampler = ResumableSampler(len(self.datasets[split]), seed=seed)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
             num_workers=self.num_workers,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lightning_seg.data.rare_class import RareClassPicker
+from lightning_seg.data.resumable import SEED_BOUND
 
 
 class RareClassCopyPaste:
@@ -34,23 +35,25 @@ class RareClassCopyPaste:
         self,
         image: np.ndarray,
         mask: np.ndarray,
-        donor: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        donor: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+        generator: torch.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(image, mask)`` with a donor's pixels of a drawn class pasted (with probability ``p``).
 
         Args:
             image: augmented ``H×W×3`` uint8.
             mask: its ``H×W`` train ids.
-            donor: loads and augments training sample ``i``, returning ``(image, mask)``. Where the two
-                sizes differ, the common top-left part is pasted.
+            donor: ``donor(i, seed)`` loads training sample ``i`` and augments it from ``seed``, returning
+                ``(image, mask)``. Where the two sizes differ, the common top-left part is pasted.
+            generator: source of every random choice (default: torch's global generator).
 
         Shape:
             image ``H×W×3`` and mask ``H×W`` in, the same out.
         """
-        if self.p == 0 or float(torch.rand(())) >= self.p:
+        if self.p == 0 or float(torch.rand((), generator=generator)) >= self.p:
             return image, mask
-        (chosen,), (index,) = self.picker.draw(1)
-        donor_image, donor_mask = donor(int(index))
+        (chosen,), (index,) = self.picker.draw(1, generator)
+        donor_image, donor_mask = donor(int(index), int(torch.randint(SEED_BOUND, (), generator=generator)))
         rows, cols = min(mask.shape[0], donor_mask.shape[0]), min(mask.shape[1], donor_mask.shape[1])
         paste = np.zeros(mask.shape, dtype=bool)
         paste[:rows, :cols] = donor_mask[:rows, :cols] == chosen

@@ -9,12 +9,10 @@ uniform over classes), then an image is drawn uniformly among those holding at l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+
+from lightning_seg.data.resumable import ResumableSampler
 
 
 def rare_class_probabilities(frequencies: np.ndarray, temperature: float) -> np.ndarray:
@@ -76,14 +74,12 @@ class RareClassPicker:
         return classes.astype(np.int64), images
 
 
-class RareClassSampler(DistributedSampler):
+class RareClassSampler(ResumableSampler):
     """Training sampler of rare-class sampling; one epoch draws as many samples as the dataset holds.
 
-    A :class:`~torch.utils.data.DistributedSampler` (so Lightning uses it as it is under DDP): every
-    process draws the same sequence from ``seed`` and the epoch, and keeps every ``num_replicas``-th
-    draw from its rank on. The draws depend only on ``(seed, epoch)``: its state is the epoch, which
-    Lightning sets through :meth:`set_epoch` at each epoch start, also after resuming from a checkpoint,
-    so a resumed run draws what the uninterrupted run would have.
+    A :class:`~lightning_seg.data.resumable.ResumableSampler`: the draws depend only on ``(seed, epoch)``
+    and come with per-sample augmentation seeds, every process draws the same sequence and keeps its share,
+    and a resumed run (at an epoch end or mid-epoch) draws what the uninterrupted run would have.
 
     Args:
         picker: the class and image draws.
@@ -95,13 +91,8 @@ class RareClassSampler(DistributedSampler):
     def __init__(
         self, picker: RareClassPicker, seed: int = 0, num_replicas: int | None = None, rank: int | None = None
     ) -> None:
-        distributed = dist.is_available() and dist.is_initialized()
-        num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if distributed else 1)
-        rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        super().__init__(range(picker.num_images), num_replicas=num_replicas, rank=rank, shuffle=False, seed=seed)
+        super().__init__(picker.num_images, seed=seed, num_replicas=num_replicas, rank=rank)
         self.picker = picker
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        _, images = self.picker.draw(self.total_size, generator)
-        return iter(images[self.rank : self.total_size : self.num_replicas].tolist())
+    def draw(self, generator: torch.Generator) -> np.ndarray:
+        return self.picker.draw(self.total_size, generator)[1]

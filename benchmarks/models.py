@@ -28,12 +28,31 @@ BASELINES = {
     "smp DeepLabV3+ R50": {"arch": "DeepLabV3Plus", "encoder_name": "resnet50"},
     "smp Segformer-b0": {"arch": "Segformer", "encoder_name": "mit_b0"},
 }
-#: Published speed, as each paper reports it: network → (fps, input size, GPU).
+#: Published speed, as each paper reports it: network → (fps, input size H×W, device). "size not stated":
+#: the text found (the abstract) names no input size; ">" is the paper's "over". Networks whose paper
+#: text found states no fps (ENet, CGNet, ExtremeC3Net, the context and U-Net networks) have no entry.
 PUBLISHED = {
+    # arXiv 1805.04554, abstract: 18.3 fps at full 1024×2048 resolution (41.9 fps pipelined, not used).
     "ContextNet": ("18.3", "1024×2048", "Titan X (Maxwell)"),
     "FastSCNN": ("123.5", "1024×2048", "Titan Xp"),
     "BiSeNetV1": ("65.5", "768×1536", "Titan Xp"),
     "BiSeNetV2": ("156", "512×1024", "GTX 1080 Ti"),
+    # Romera et al., IEEE T-ITS 2018 (no arXiv id), abstract: over 83 fps on one Titan X (7 fps on a Jetson TX1).
+    "ERFNet": (">83", "size not stated", "Titan X"),
+    # arXiv 1906.09826, abstract: over 62 fps on one GTX 1080Ti; size from the authors' README (63 fps at 512×1024).
+    "ESNet": (">62", "512×1024", "GTX 1080 Ti"),
+    # arXiv 1905.02423, abstract: over 71 fps on one GTX 1080Ti; size = the 1024×512 (W×H) input of its Fig. 1.
+    "LEDNet": (">71", "512×1024", "GTX 1080 Ti"),
+    # arXiv 1907.11357, abstract: 104 fps on one GTX 1080Ti.
+    "DABNet": ("104", "size not stated", "GTX 1080 Ti"),
+    # arXiv 1809.06323, abstract: 108 fps on one GTX 1080Ti for high-resolution inputs; the authors' README: 512×1024.
+    "EDANet": ("108", "512×1024", "GTX 1080 Ti"),
+    # arXiv 1803.06815, abstract: high-resolution images at 112 fps on "a standard GPU" (9 fps on an edge device).
+    "ESPNet": ("112", "size not stated", "GPU not named"),
+    # arXiv 1911.09099, abstract: 100.6 fps on a real mobile device (device and size not named there).
+    "SINet": ("100.6", "size not stated", "mobile device"),
+    # Zhang et al., Computers & Graphics 2019 (no arXiv id), abstract: 224×224 RGB images at 30 fps on an iPhone 7.
+    "PortraitNet": ("30", "224×224", "iPhone 7"),
 }
 
 

@@ -33,15 +33,24 @@ def class_loss_sums(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor
     valid = target != ignore_index
     # Ignored pixels are counted in an extra bin (index C) that is dropped, so no boolean indexing copies.
     bins = torch.where(valid, target, num_classes).flatten()
-    log_probs = torch.log_softmax(logits.detach().float(), dim=1)
-    log_p_true = log_probs.gather(1, torch.where(valid, target, 0).unsqueeze(1)).squeeze(1)
-    p_true = log_p_true.exp()
+    # The softmax from one exponential pass, in float32 (or the logits' dtype if wider): with m the
+    # largest logit of a pixel and e = exp(x − m) (each ≤ 1, the largest 1), s = Σ e ≥ 1,
+    # −log p_y = log s − (x_y − m) and Σ_c p_c² = ‖e‖² / s². One N×C×H×W temporary, updated in place,
+    # instead of log_softmax's three; no exponential overflows whatever the logits' size.
+    x = logits.detach()
+    top = x.amax(1, keepdim=True).to(torch.promote_types(x.dtype, torch.float32))
+    shifted = x - top  # promoted: fp16 / bf16 logits are shifted in float32
+    shifted_true = shifted.gather(1, torch.where(valid, target, 0).unsqueeze(1)).squeeze(1)
+    e = shifted.exp_()
+    total = e.sum(1)
+    sum_p2 = e.mul_(e).sum(1).div_(total.square())
+    ce = total.log_().sub_(shifted_true)
     # ‖p − e_y‖² = Σ_c p_c² − 2 p_y + 1
-    grad_norm = (log_probs.mul(2).exp().sum(1) - 2 * p_true + 1).clamp_min(0).sqrt()
+    grad_norm = (sum_p2 - 2 * torch.exp(-ce) + 1).clamp_min_(0).sqrt_()
     dtype = torch.float32 if logits.device.type == "mps" else torch.float64
     sums = [
         torch.bincount(bins, minlength=num_classes + 1).to(dtype),
-        torch.bincount(bins, weights=-log_p_true.flatten(), minlength=num_classes + 1).to(dtype),
+        torch.bincount(bins, weights=ce.flatten(), minlength=num_classes + 1).to(dtype),
         torch.bincount(bins, weights=grad_norm.flatten(), minlength=num_classes + 1).to(dtype),
     ]
     return torch.stack(sums)[:, :num_classes]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,6 +37,37 @@ def test_sums_match_cross_entropy_and_its_autograd_gradient() -> None:
         assert sums[0, c] == where.sum()
         assert sums[1, c].item() == pytest.approx(pixel_ce[where].sum().item(), rel=1e-5)
         assert sums[2, c].item() == pytest.approx(grad_norm[where].sum().item(), rel=1e-5)
+
+
+def test_sums_of_a_hand_worked_batch_skip_ignored_pixels() -> None:
+    """Two classes, three pixels: logits (0, 0) of class 0, (ln 3, 0) of class 1, and an ignored one."""
+    logits = torch.tensor([[0.0, math.log(3.0), 50.0], [0.0, 0.0, -50.0]]).view(1, 2, 1, 3)
+    target = torch.tensor([[[0, 1, 255]]])
+    sums = class_loss_sums(logits, target, ignore_index=255)
+    # p = (1/2, 1/2): CE ln 2, gradient (-1/2, 1/2); p = (3/4, 1/4) for class 1: CE ln 4, gradient (3/4, -3/4).
+    expected = [[1, 1], [math.log(2.0), math.log(4.0)], [math.sqrt(0.5), 0.75 * math.sqrt(2.0)]]
+    assert sums.dtype == torch.float64
+    np.testing.assert_allclose(sums.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_logits_are_summed_in_float32(dtype: torch.dtype) -> None:
+    logits, target = crafted_batch()
+    low = (logits * 4).to(dtype)
+    sums = class_loss_sums(low, target, ignore_index=255)
+    reference = class_loss_sums(low.float(), target, ignore_index=255)
+    assert sums.dtype == torch.float64
+    torch.testing.assert_close(sums, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_extreme_logits_give_finite_sums(dtype: torch.dtype) -> None:
+    """Logits ±6·10⁴ (near fp16's limit): a confident right pixel costs 0, a confident wrong one 1.2·10⁵ and √2."""
+    logits = torch.tensor([[6e4, -6e4], [-6e4, 6e4]], dtype=dtype).T.reshape(1, 2, 1, 2)
+    target = torch.tensor([[[0, 0]]])
+    sums = class_loss_sums(logits, target, ignore_index=255)
+    assert torch.isfinite(sums).all()
+    np.testing.assert_allclose(sums[:, 0].numpy(), [2, 1.2e5, math.sqrt(2.0)], rtol=1e-3)
 
 
 def test_table_shares_sum_to_one() -> None:

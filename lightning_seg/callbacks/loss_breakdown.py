@@ -13,7 +13,14 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from lightning_seg.callbacks.plotting import bar_chart_width, grouped_log_bars, subset_note, top_bottom
-from lightning_seg.callbacks.reporting import BatchDiagnostic, check_positive, class_names, log_figure, save_csv
+from lightning_seg.callbacks.reporting import (
+    BatchDiagnostic,
+    check_positive,
+    class_names,
+    log_epoch_metrics,
+    log_figure,
+    save_csv,
+)
 
 SHARES = ("pixel_share", "ce_share", "grad_share")
 
@@ -99,8 +106,9 @@ class LossBreakdown(BatchDiagnostic):
     module trains with: it is the common yardstick of how much each class's pixels are still wrong.
     The module already logs each loss term and weight; this callback is about classes.
 
-    Logs ``val/loss_share/<class>`` and ``val/grad_share/<class>`` through ``pl_module.log`` (so every
-    logger, CSV included, gets them) and writes under ``<run dir>/diagnostics/loss_breakdown``:
+    Sends ``val/loss_share/<class>`` and ``val/grad_share/<class>`` to every logger, CSV included, in one
+    call per epoch at the step of the module's ``val/*`` metrics (:func:`log_epoch_metrics`; they are not
+    in ``trainer.callback_metrics``, so not monitorable) and writes under ``<run dir>/diagnostics/loss_breakdown``:
     ``history.csv`` (every epoch) and ``epoch_NNN.png`` (bars of pixel, loss and gradient shares, sorted
     by pixel share; with many classes the ``num_shown`` most and least frequent and the others' mean).
 
@@ -129,11 +137,17 @@ class LossBreakdown(BatchDiagnostic):
             return
         sums = trainer.strategy.reduce(self._sums, reduce_op="sum").cpu().numpy()
         frame = breakdown_table(sums, class_names(trainer, sums.shape[1]))
-        for name, ce_share, grad_share in zip(frame["class"], frame["ce_share"], frame["grad_share"], strict=True):
-            pl_module.log(f"val/loss_share/{name}", float(ce_share))
-            pl_module.log(f"val/grad_share/{name}", float(grad_share))
         if not trainer.is_global_zero:
             return
+        shares = {"loss_share": frame["ce_share"], "grad_share": frame["grad_share"]}
+        log_epoch_metrics(
+            trainer,
+            {
+                f"val/{kind}/{name}": float(value)
+                for kind, column in shares.items()
+                for name, value in zip(frame["class"], column, strict=True)
+            },
+        )
         epoch = trainer.current_epoch
         save_csv(self.out_dir / "history.csv", self.record(epoch, frame))
         title = f"Where the validation loss comes from, epoch {epoch}"

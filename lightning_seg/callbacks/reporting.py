@@ -115,6 +115,21 @@ def log_scalars(trainer: Trainer, metrics: Mapping[str, float]) -> None:
         logger.log_metrics(dict(metrics), step=trainer.global_step)
 
 
+def log_epoch_metrics(trainer: Trainer, metrics: Mapping[str, float]) -> None:
+    """Send epoch-end scalars to every logger in one call, at the step of the module's own epoch-end metrics.
+
+    For many per-class values that nobody monitors: ``LightningModule.log`` costs about 2 ms a key (each
+    becomes a metric object in Lightning's result collection, moved between devices one by one), 0.6 s
+    for 300 keys. This hands the dict to the Trainer's logger connector, the path logged values take
+    to the loggers at the end of an epoch, so the keys reach every logger under the same step and with
+    the same ``epoch`` field as the module's (during ``fit`` that step is one less than
+    ``trainer.global_step``) and appear in ``trainer.logged_metrics``. They are not in
+    ``trainer.callback_metrics``: a checkpoint or early-stopping callback cannot monitor them.
+    Call it on rank zero, with values already reduced across processes.
+    """
+    trainer._logger_connector.log_metrics(dict(metrics))
+
+
 def class_names(trainer: Trainer, num_classes: int) -> list[str]:
     """The DataModule's class names, else the module's, else ``class_<i>`` (when none has the right length).
 

@@ -112,13 +112,17 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
     assert confusion.index.tolist() == CLASSES and int(confusion.to_numpy().sum()) == 4 * 32 * 32
     np.testing.assert_array_equal(confusion.to_numpy().sum(1), history[history["epoch"] == 1]["support"])
 
-    # LossBreakdown's shares went to every logger, CSV included, and sum to 1.
+    # LossBreakdown's shares went to every logger, CSV included (in a row of their own at the step of
+    # the val metrics), and sum to 1.
     shares = pd.read_csv(out / "loss_breakdown" / "history.csv")
+    share_rows = logged.dropna(subset=[f"val/loss_share/{CLASSES[0]}"]).reset_index(drop=True)
+    assert share_rows["step"].tolist() == val_rows["step"].tolist()
+    assert share_rows["epoch"].tolist() == [0, 1]
     for epoch in (0, 1):
         rows = shares[shares["epoch"] == epoch].set_index("class")
         assert rows["ce_share"].sum() == pytest.approx(1.0)
         for name in CLASSES:
-            assert val_rows.loc[epoch, f"val/loss_share/{name}"] == pytest.approx(
+            assert share_rows.loc[epoch, f"val/loss_share/{name}"] == pytest.approx(
                 rows.loc[name, "ce_share"], rel=1e-5
             )
 
@@ -155,6 +159,10 @@ def test_fit_writes_every_artifact_matching_the_logged_metrics(tmp_path: Path) -
         with Image.open(io.BytesIO(shown[-1].encoded_image_string)) as picture:
             picture.load()
             assert picture.size == (shown[-1].width, shown[-1].height), tag
+    miou_steps = [event.step for event in events.Scalars("val/miou")]
+    for name in CLASSES:
+        for kind in ("loss_share", "grad_share"):
+            assert [event.step for event in events.Scalars(f"val/{kind}/{name}")] == miou_steps, (kind, name)
     texts = {"diagnostics/per_class_metrics/text_summary", "diagnostics/class_distribution/text_summary"}
     assert texts <= set(events.Tags()["tensors"])
     table = events.Tensors("diagnostics/per_class_metrics/text_summary")[-1].tensor_proto.string_val[0].decode()
@@ -177,9 +185,23 @@ def test_offline_wandb_run_holds_the_images_masks_and_tables(tmp_path: Path, mon
     config = write_config(tmp_path, loggers)
     import wandb
 
+    logged: list[dict] = []
+    original_log = wandb.sdk.wandb_run.Run.log
+
+    def recording_log(run: object, data: dict, *args: object, **kwargs: object) -> object:
+        logged.append(dict(data))
+        return original_log(run, data, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", recording_log)
     for _ in range(2):  # a rerun keeps the first run's diagnostics files
         main(["fit", "--config", str(config), *TINY_DATA, "--trainer.max_epochs=1"])
         wandb.finish()
+    # LossBreakdown's shares reach W&B at the trainer/global_step of the module's val metrics.
+    val_steps = [data["trainer/global_step"] for data in logged if "val/miou" in data]
+    keys = [f"val/{kind}/{name}" for kind in ("loss_share", "grad_share") for name in CLASSES]
+    share_logs = [data for data in logged if keys[0] in data]
+    assert len(val_steps) == 2 and [data["trainer/global_step"] for data in share_logs] == val_steps
+    assert all(set(keys) <= set(data) for data in share_logs)
     run_dirs = sorted(tmp_path.glob("*/wandb/offline-run-*"))
     run_ids = {path.name.rsplit("-", 1)[1] for path in run_dirs}
     assert len(run_ids) == 2

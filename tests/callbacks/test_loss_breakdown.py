@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning import Trainer
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lightning_seg.callbacks import LossBreakdown
 from lightning_seg.callbacks.loss_breakdown import breakdown_table, class_loss_sums
@@ -78,17 +80,14 @@ def test_table_shares_sum_to_one() -> None:
     np.testing.assert_allclose(frame["mean_ce"], [1 / 6, 2 / 3, 1.0])
 
 
-class RecordingModule(SimpleNamespace):
-    def log(self, name: str, value: float) -> None:
-        self.logged[name] = value
-
-
 def test_callback_accumulates_batches_and_logs_shares(make_trainer, tmp_path) -> None:
     batches = [crafted_batch(0), crafted_batch(1)]
     strategy = SimpleNamespace(reduce=lambda tensor, reduce_op: tensor)
     datamodule = SimpleNamespace(class_names=("sky", "road", "rare"), ignore_index=255)
-    trainer = make_trainer(datamodule, epoch=0, strategy=strategy)
-    module = RecordingModule(logged={})
+    logged: list[dict[str, float]] = []
+    connector = SimpleNamespace(log_metrics=logged.append)
+    trainer = make_trainer(datamodule, epoch=0, strategy=strategy, _logger_connector=connector)
+    module = SimpleNamespace()
     callback = LossBreakdown()
     callback.setup(trainer, module, "fit")
     callback.on_validation_epoch_start(trainer, module)
@@ -100,6 +99,63 @@ def test_callback_accumulates_batches_and_logs_shares(make_trainer, tmp_path) ->
     history = pd.read_csv(tmp_path / "diagnostics" / "loss_breakdown" / "history.csv")
     np.testing.assert_allclose(history["ce_share"], expected["ce_share"])
     assert history["pixels"].sum() == sum(int((t != 255).sum()) for _, t in batches)
-    for name, share in zip(names, expected["grad_share"], strict=True):
-        assert module.logged[f"val/grad_share/{name}"] == pytest.approx(share)
+    (metrics,) = logged  # every share in one call
+    assert len(metrics) == 2 * len(names)
+    for name, loss_share, grad_share in zip(names, expected["ce_share"], expected["grad_share"], strict=True):
+        assert metrics[f"val/loss_share/{name}"] == pytest.approx(loss_share)
+        assert metrics[f"val/grad_share/{name}"] == pytest.approx(grad_share)
     assert (tmp_path / "diagnostics" / "loss_breakdown" / "epoch_000.png").is_file()
+
+
+class RecordingLogger(Logger):
+    """Every ``log_metrics`` call, as a logger such as W&B's receives it."""
+
+    name, version = "recording", 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, dict[str, float]]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params: object, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def test_shares_reach_every_logger_at_the_step_of_the_val_metrics(datamodule, module, tmp_path) -> None:
+    """In a fit, CSV, TensorBoard and any logger get every share once per epoch, beside ``val/miou``'s step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recording = RecordingLogger()
+    loggers = [CSVLogger(tmp_path, name="csv"), TensorBoardLogger(tmp_path, name="tb"), recording]
+    quiet = {f"enable_{part}": False for part in ("checkpointing", "progress_bar", "model_summary")}
+    callback = LossBreakdown()
+    trainer = Trainer(
+        max_epochs=2, accelerator="cpu", default_root_dir=tmp_path, logger=loggers, callbacks=[callback],
+        limit_train_batches=2, log_every_n_steps=1, **quiet,
+    )
+    trainer.fit(module, datamodule)
+    names = list(datamodule.class_names)
+    keys = [f"val/{kind}/{name}" for kind in ("loss_share", "grad_share") for name in names]
+    history = pd.DataFrame(callback.history).set_index(["epoch", "class"])
+
+    val_steps = [step for step, metrics in recording.calls if "val/miou" in metrics]
+    share_calls = [(step, metrics) for step, metrics in recording.calls if keys[0] in metrics]
+    assert len(val_steps) == len(share_calls) == 2
+    assert [step for step, _ in share_calls] == val_steps
+    for epoch, (_, metrics) in enumerate(share_calls):
+        assert metrics["epoch"] == epoch and set(keys) <= set(metrics)
+        for name in names:
+            assert metrics[f"val/loss_share/{name}"] == pytest.approx(history.loc[(epoch, name), "ce_share"])
+            assert metrics[f"val/grad_share/{name}"] == pytest.approx(history.loc[(epoch, name), "grad_share"])
+    assert set(keys) <= set(trainer.logged_metrics)
+
+    csv = pd.read_csv(next((tmp_path / "csv").rglob("metrics.csv")))
+    miou_steps = csv.dropna(subset=["val/miou"])["step"].tolist()
+    for key in keys:
+        rows = csv.dropna(subset=[key])
+        assert rows["step"].tolist() == miou_steps == val_steps and rows["epoch"].tolist() == [0, 1], key
+    events = EventAccumulator(str(next((tmp_path / "tb").rglob("events.out.tfevents*")))).Reload()
+    for key in keys:
+        assert [e.step for e in events.Scalars(key)] == val_steps, key

@@ -3,27 +3,32 @@
 For each class count ``C`` a validation set of random-rectangle masks (class sizes following a Zipf law,
 as in ADE20K; ``C`` long-ish class names) is scored by the quickstart network (U-Net / ResNet-18, random
 init, ``C`` outputs) through ``Trainer.validate`` with a TensorBoard logger, the default offline
-tracker. The baseline is the validation epoch with no callback: the forward pass, the loss and the
-confusion matrix. Then each callback runs alone (and all of them together) on the same data, and the
-script prints, per epoch:
+tracker. The baseline is the validation epoch with no callback: the forward pass, the loss, the
+confusion matrix and the module's logging of every per-class score. Then each callback runs alone
+(and all of them together) on the same data, and the script prints, per epoch:
 
 - the time spent inside the callback's hooks (wall time of each hook, so it does not move with the
   load on the machine the way the difference of two epoch times does), and that time over the
-  baseline epoch;
+  baseline epoch; split into the per-batch part (``on_validation_batch_end``, which grows with the
+  number of validation images) and the per-epoch part (every other hook: tables, figures, logging);
 - the bytes the callback wrote under ``diagnostics/`` (its PNG / CSV / JSON files) and the growth of
   the TensorBoard event file.
 
 ``ClassDistribution`` runs once per fit (``on_fit_start``), not every epoch: its cost is printed apart.
+Last, for all four together, the number of validation images from which they cost at most 10 % of the
+epoch on this machine: per-epoch seconds ÷ (0.1 × baseline seconds per image − per-batch seconds per
+image), or "never" when the per-batch part alone exceeds 10 % (:func:`images_at_ten_percent`).
 Targets at 150 classes: every callback together under 10 % of a validation epoch, under 1 MB of
 figures per epoch.
 
-    python benchmarks/diagnostics.py [--classes 5 19 150] [--num-val 32] [--repeats 2]
+    python benchmarks/diagnostics.py [--classes 5 19 150] [--num-val 32] [--image-size 128] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import statistics
 import tempfile
@@ -57,6 +62,7 @@ HOOKS = (
     "on_validation_epoch_end",
     "on_validation_end",
 )
+PER_BATCH_HOOK = "on_validation_batch_end"
 PER_EPOCH = {
     "PerClassMetrics": PerClassMetrics,
     "ConfusionMatrix": ConfusionMatrix,
@@ -107,25 +113,47 @@ class ZipfDataModule(SegmentationDataModule):
 
 
 class HookTimer:
-    """Adds up the wall time of the hooks it wraps."""
+    """Adds up the wall time of the hooks it wraps: the per-batch hook apart from all the others."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.per_batch = 0.0
+        self.per_epoch = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.per_batch + self.per_epoch
 
     def wrap(self, callback: L.Callback) -> L.Callback:
         for name in HOOKS:
             hook = getattr(callback, name)
+            part = "per_batch" if name == PER_BATCH_HOOK else "per_epoch"
 
             @functools.wraps(hook)
-            def timed(*args, _hook=hook, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            def timed(*args, _hook=hook, _part=part, **kwargs):  # noqa: ANN002, ANN003, ANN202
                 start = time.perf_counter()
                 try:
                     return _hook(*args, **kwargs)
                 finally:
-                    self.seconds += time.perf_counter() - start
+                    setattr(self, _part, getattr(self, _part) + time.perf_counter() - start)
 
             setattr(callback, name, timed)
         return callback
+
+
+def images_at_ten_percent(fixed: float, per_batch: float, base: float, num_images: int) -> str:
+    """Validation images from which the callbacks cost at most 10 % of the epoch (``"never"`` if no count does).
+
+    The callbacks cost ``fixed + n · b`` seconds for ``n`` images and the epoch ``n · e`` (``b`` the
+    callbacks' per-batch seconds per image, ``e`` the baseline epoch's seconds per image, both measured
+    on ``num_images``), so ``n = fixed / (0.1 · e − b)``. The baseline holds the module's own
+    per-epoch work too, so ``e`` is a little high for a large ``n`` and the count a little low.
+    """
+    margin = 0.1 * base / num_images - per_batch / num_images
+    return "never" if margin <= 0 else f"{math.ceil(fixed / margin):,}"
+
+
+def median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(row[key] for row in rows)
 
 
 def folder_bytes(folder: Path, pattern: str = "*") -> int:
@@ -151,6 +179,8 @@ def validate_once(
     return {
         "epoch": time.perf_counter() - start,
         "hooks": timer.seconds,
+        "per_batch": timer.per_batch,
+        "per_epoch": timer.per_epoch,
         "files": folder_bytes(root, "diagnostics/**/*.*"),
         "figures": folder_bytes(root, "diagnostics/**/*.png") + folder_bytes(root, "diagnostics/**/*.jpg"),
         "tensorboard": folder_bytes(root / "tensorboard", "events.out.tfevents*"),
@@ -179,9 +209,10 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
         class_names=datamodule.class_names,
     )
     _ = datamodule.class_stats  # scanned once at the start of a fit (the module's setup)
-    validate_once(module, datamodule, [], tmp / f"c{num_classes}_warmup", args.accelerator)
     runs = {"baseline (no callback)": list, **{n: (lambda c=c: [c()]) for n, c in PER_EPOCH.items()}}
     runs["all four together"] = lambda: [c() for c in PER_EPOCH.values()]
+    # Warm-up with every callback, so that no callback's row pays for matplotlib's first figure and fonts.
+    validate_once(module, datamodule, runs["all four together"](), tmp / f"c{num_classes}_warmup", args.accelerator)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for repeat in range(args.repeats):
         for name, make in runs.items():
@@ -190,17 +221,25 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
     base = statistics.median(r["epoch"] for r in results["baseline (no callback)"])
     base_tb = statistics.median(r["tensorboard"] for r in results["baseline (no callback)"])
     print(f"\nC = {num_classes}: {args.num_val} val images of {args.image_size}², batch {args.batch_size}; "
-          f"baseline validation epoch (forward + loss + confusion matrix) {base:.2f} s (median of {args.repeats})")
-    print("| callback | s in hooks per epoch | × val epoch | figures (PNG, JPEG) bytes | all files bytes | "
-          "TensorBoard bytes added |")
-    print("| --- | --- | --- | --- | --- | --- |")
+          "baseline validation epoch (forward + loss + confusion matrix + the module's logging) "
+          f"{base:.2f} s (median of {args.repeats})")
+    print("| callback | s in hooks per epoch | × val epoch | per-batch s | per-epoch s | "
+          "figures (PNG, JPEG) bytes | all files bytes | TensorBoard bytes added |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, rows in list(results.items())[1:]:
-        hooks = statistics.median(r["hooks"] for r in rows)
+        hooks, per_batch, per_epoch = (median(rows, key) for key in ("hooks", "per_batch", "per_epoch"))
         tensorboard = statistics.median(r["tensorboard"] for r in rows) - base_tb
-        print(f"| {name} | {hooks:.3f} | {hooks / base:.3f} | {rows[0]['figures']:,} | {rows[0]['files']:,} "
-              f"| {tensorboard:,.0f} |")
+        print(f"| {name} | {hooks:.3f} | {hooks / base:.3f} | {per_batch:.3f} | {per_epoch:.3f} "
+              f"| {rows[0]['figures']:,} | {rows[0]['files']:,} | {tensorboard:,.0f} |")
     seconds, written = fit_start_cost(datamodule, module, tmp / f"c{num_classes}_distribution")
-    print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | {written:,} (all files) | | |")
+    print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | | {seconds:.3f} "
+          f"| {written:,} (all files) | | |")
+    together = results["all four together"]
+    per_batch, per_epoch = median(together, "per_batch"), median(together, "per_epoch")
+    print(f"All four together cost 10 % of the validation epoch from "
+          f"{images_at_ten_percent(per_epoch, per_batch, base, args.num_val)} validation images on this machine "
+          f"(per-epoch {per_epoch:.3f} s, per-batch {per_batch / args.num_val * 1000:.2f} ms per image; "
+          f"baseline {base / args.num_val * 1000:.1f} ms per image)")
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from lightning_seg.callbacks.reporting import (
     class_names,
     log_epoch_metrics,
     log_figure,
-    save_csv,
 )
 
 SHARES = ("pixel_share", "ce_share", "grad_share")
@@ -149,7 +148,7 @@ class LossBreakdown(BatchDiagnostic):
             },
         )
         epoch = trainer.current_epoch
-        save_csv(self.out_dir / "history.csv", self.record(epoch, frame))
+        self.save_history(epoch, frame)
         title = f"Where the validation loss comes from, epoch {epoch}"
         log_figure(
             trainer,

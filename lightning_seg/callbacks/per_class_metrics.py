@@ -19,7 +19,6 @@ from lightning_seg.callbacks.reporting import (
     last_confusion,
     log_figure,
     log_table,
-    save_csv,
 )
 from lightning_seg.metrics import SCORES, scores_from_confusion
 
@@ -112,8 +111,7 @@ class PerClassMetrics(DiagnosticCallback):
             return
         frame = self._table(trainer, pl_module, "val", "diagnostics/per_class_metrics", self.epoch_tag(trainer))
         epoch = trainer.current_epoch
-        history = self.record(epoch, frame)
-        save_csv(self.out_dir / "history.csv", history)
+        history = self.save_history(epoch, frame)
         log_figure(
             trainer,
             "diagnostics/per_class_curves",

@@ -102,3 +102,30 @@ def test_test_run_writes_its_table_from_the_test_matrix(make_trainer, datamodule
     written = pd.read_csv(path)
     for score, expected in BY_HAND.items():
         np.testing.assert_allclose(written[score], expected, err_msg=score)
+
+
+def test_history_file_holds_the_whole_history_after_new_repeated_and_resumed_epochs(make_trainer, tmp_path) -> None:
+    """history.csv always equals the history written in one go, whether rows were appended or replaced."""
+    path = tmp_path / "diagnostics" / "per_class_metrics" / "history.csv"
+
+    def frame(epoch: int) -> pd.DataFrame:
+        return per_class_table(CONFUSION + epoch, NAMES).assign(note=[f"e{epoch}"] * len(NAMES))
+
+    def in_one_go(callback: PerClassMetrics) -> str:
+        return pd.DataFrame(callback.history).to_csv(index=False)
+
+    callback = PerClassMetrics()
+    callback.setup(make_trainer(None), None, "fit")
+    for epoch in (0, 1, 2, 1, 3):  # epoch 1 validated twice: its rows are replaced
+        callback.save_history(epoch, frame(epoch))
+        assert path.read_text() == in_one_go(callback), epoch
+    assert pd.read_csv(path)["epoch"].tolist() == [e for e in (0, 2, 1, 3) for _ in NAMES]
+
+    resumed = PerClassMetrics()  # a resumed run: the history comes back from the checkpoint
+    resumed.load_state_dict(callback.state_dict())
+    resumed.setup(make_trainer(None), None, "fit")
+    path.write_text("stale")
+    resumed.save_history(4, frame(4))
+    assert path.read_text() == in_one_go(resumed)
+    resumed.save_history(5, frame(5).drop(columns="note"))  # other columns: rewritten
+    assert path.read_text() == in_one_go(resumed)

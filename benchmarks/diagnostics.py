@@ -14,7 +14,9 @@ confusion matrix and the module's logging of every per-class score. Then each ca
 - the bytes the callback wrote under ``diagnostics/`` (its PNG / CSV / JSON files) and the growth of
   the TensorBoard event file.
 
-``ClassDistribution`` runs once per fit (``on_fit_start``), not every epoch: its cost is printed apart.
+``ClassDistribution`` runs once per fit (``on_fit_start``), not every epoch: its cost is printed apart,
+as is ``PredictionGallery``'s choice of rare samples (a scan of every validation mask at the first
+validation epoch of a fit): the epochs measured find the samples chosen, as a fit's later epochs do.
 Last, for all four together, the number of validation images from which they cost at most 10 % of the
 epoch on this machine: per-epoch seconds ÷ (0.1 × baseline seconds per image − per-batch seconds per
 image), or "never" when the per-batch part alone exceeds 10 % (:func:`images_at_ten_percent`).
@@ -200,6 +202,27 @@ def fit_start_cost(datamodule: ZipfDataModule, module: SegmentationModule, root:
     return time.perf_counter() - start, folder_bytes(root / "diagnostics")
 
 
+def gallery_selection_cost(datamodule: ZipfDataModule, root: Path) -> tuple[float, list[str]]:
+    """Seconds of ``PredictionGallery``'s choice of rare samples (a scan of every validation mask) and the choice.
+
+    A fit makes it once, at its first validation epoch; the epochs measured here reuse it, as later
+    epochs of a fit do, so that the per-epoch column holds only what every epoch costs.
+    """
+    callback = PredictionGallery()
+    callback._root = root / "diagnostics"
+    start = time.perf_counter()
+    selection = callback._select(SimpleNamespace(datamodule=datamodule, lightning_module=None))
+    return time.perf_counter() - start, selection
+
+
+def later_epoch(make: type[L.Callback], selection: list[str]) -> L.Callback:
+    """A new callback of class ``make`` in the state a fit's later epochs find it: the gallery's samples chosen."""
+    callback = make()
+    if isinstance(callback, PredictionGallery):
+        callback.selection = list(selection)
+    return callback
+
+
 def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
     L.seed_everything(0, verbose=False)
     datamodule = ZipfDataModule(num_classes, args.num_train, args.num_val, args.image_size, args.batch_size)
@@ -209,8 +232,11 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
         class_names=datamodule.class_names,
     )
     _ = datamodule.class_stats  # scanned once at the start of a fit (the module's setup)
-    runs = {"baseline (no callback)": list, **{n: (lambda c=c: [c()]) for n, c in PER_EPOCH.items()}}
-    runs["all four together"] = lambda: [c() for c in PER_EPOCH.values()]
+    datamodule.setup("validate")
+    selection_seconds, selection = gallery_selection_cost(datamodule, tmp / f"c{num_classes}_selection")
+    runs = {"baseline (no callback)": list}
+    runs.update({n: (lambda c=c: [later_epoch(c, selection)]) for n, c in PER_EPOCH.items()})
+    runs["all four together"] = lambda: [later_epoch(c, selection) for c in PER_EPOCH.values()]
     # Warm-up with every callback, so that no callback's row pays for matplotlib's first figure and fonts.
     validate_once(module, datamodule, runs["all four together"](), tmp / f"c{num_classes}_warmup", args.accelerator)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
@@ -234,6 +260,8 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
     seconds, written = fit_start_cost(datamodule, module, tmp / f"c{num_classes}_distribution")
     print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | | {seconds:.3f} "
           f"| {written:,} (all files) | | |")
+    print(f"| PredictionGallery's choice of samples (once per fit) | {selection_seconds:.3f} "
+          f"| {selection_seconds / base:.3f} | | {selection_seconds:.3f} | | | |")
     together = results["all four together"]
     per_batch, per_epoch = median(together, "per_batch"), median(together, "per_epoch")
     print(f"All four together cost 10 % of the validation epoch from "

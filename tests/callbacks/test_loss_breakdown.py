@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lightning import Trainer
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from lightning_seg.callbacks import LossBreakdown
+from lightning_seg.callbacks import LossBreakdown, loss_breakdown
 from lightning_seg.callbacks.loss_breakdown import breakdown_table, class_loss_sums
 
 
@@ -27,7 +27,10 @@ def crafted_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, target
 
 
-def test_sums_match_cross_entropy_and_its_autograd_gradient() -> None:
+@pytest.mark.parametrize("chunk", [None, 3 * 5 * 4, 3 * 4 * 2], ids=["whole batch", "one image", "two rows"])
+def test_sums_match_cross_entropy_and_its_autograd_gradient(chunk: int | None, monkeypatch) -> None:
+    if chunk is not None:  # pieces of one image, and bands of two rows (5 = 2 + 2 + 1)
+        monkeypatch.setattr(loss_breakdown, "CHUNK_ELEMENTS", chunk)
     logits, target = crafted_batch()
     leaf = logits.clone().requires_grad_(True)
     pixel_ce = F.cross_entropy(leaf, target, ignore_index=255, reduction="none")

@@ -231,6 +231,7 @@ class DiagnosticCallback(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+        self._history_written = None  # the file no longer matches this history: write it whole next time
 
     @staticmethod
     def epoch_tag(trainer: Trainer) -> str:

@@ -129,3 +129,14 @@ def test_history_file_holds_the_whole_history_after_new_repeated_and_resumed_epo
     assert path.read_text() == in_one_go(resumed)
     resumed.save_history(5, frame(5).drop(columns="note"))  # other columns: rewritten
     assert path.read_text() == in_one_go(resumed)
+
+    again = PerClassMetrics()  # the same instance restored from a checkpoint of as many rows as it wrote
+    again.setup(make_trainer(None), None, "fit")
+    for epoch in (0, 1):
+        again.save_history(epoch, frame(epoch))
+    other = PerClassMetrics()
+    for epoch in (0, 1):
+        other.record(epoch, frame(epoch + 7))
+    again.load_state_dict(other.state_dict())
+    again.save_history(2, frame(2))
+    assert path.read_text() == in_one_go(again)

@@ -73,14 +73,20 @@ class Deployable(nn.Module):
 
 
 def min_size(net: nn.Module) -> int:
-    """The smallest height and width the exported graph accepts: the network's stride + 1."""
-    return int(getattr(net, "stride", 1)) + 1
+    """The smallest height and width the exported graph accepts.
+
+    The network's stride + 1, or its ``export_min_size`` where it is larger: a network that downsamples
+    past its stride inside (GALDNet's local distribution) would otherwise reach one-pixel maps, and
+    ``torch.export`` cannot trace one graph valid both at one pixel and above.
+    """
+    return max(int(getattr(net, "stride", 1)) + 1, int(getattr(net, "export_min_size", 0)))
 
 
 def check_sizes(net: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
     """Two sizes the export is traced and checked at: one a multiple of the stride, one not."""
     stride = int(getattr(net, "stride", 1))
-    return (2 * stride, 3 * stride), (2 * stride + stride // 2 + 1, 3 * stride - stride // 4 - 1)
+    base = stride * -(-min_size(net) // stride)  # the smallest multiple of the stride the graph accepts
+    return (base, base + stride), (base + stride // 2 + 1, base + stride - stride // 4 - 1)
 
 
 def export_program(net: nn.Module) -> ExportedProgram:

@@ -8,6 +8,9 @@ from torch import Tensor, nn
 from lightning_seg.models.context.blocks import ContextHeadNet
 from lightning_seg.models.layers import ConvBNAct
 
+#: Stride-2 layers of the local distribution's gates (the paper's default).
+LOCAL_DISTRIBUTION_DEPTH = 3
+
 
 class CompactNonLocal(nn.Module):
     """Compact generalised non-local block with the dot-product kernel (Yue et al., NeurIPS 2018).
@@ -51,7 +54,7 @@ class LocalDistribution(nn.Module):
         ``N×C×h×w`` → ``N×C×h×w``.
     """
 
-    def __init__(self, channels: int, depth: int = 3) -> None:
+    def __init__(self, channels: int, depth: int = LOCAL_DISTRIBUTION_DEPTH) -> None:
         super().__init__()
         self.gates = nn.Sequential(*[ConvBNAct(channels, channels, 3, stride=2, groups=channels) for _ in range(depth)])
 
@@ -111,3 +114,6 @@ class GALDNet(ContextHeadNet):
         super().__init__(
             num_classes, encoder_name, encoder_weights, in_channels, output_stride, aux_head, head_channels, context
         )
+        #: Exported graphs start where the local distribution's gates (3 halvings of the 1/stride map)
+        #: keep at least 2 pixels a side (:func:`lightning_seg.export.min_size`).
+        self.export_min_size = output_stride * 2**LOCAL_DISTRIBUTION_DEPTH + 1

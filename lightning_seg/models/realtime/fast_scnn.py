@@ -37,6 +37,9 @@ def adaptive_avg_pool(x: Tensor, bins: int) -> Tensor:
     Shape:
         ``N×C×H×W`` → ``N×C×bins×bins``.
     """
+    if bins == 1:
+        # The mean (a 1×size matrix product reshapes in a way torch.export cannot prove valid for every size).
+        return x.mean(dim=(-2, -1), keepdim=True)
     height, width = x.shape[-2:]
     rows, columns = adaptive_pool_matrix(height, bins, x), adaptive_pool_matrix(width, bins, x)
     return rows @ x @ columns.T

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_seg import errors, runs
+from lightning_seg.allocator import limit_malloc_arenas
 from lightning_seg.boundary_metrics import BOUNDARY_SCORES
 from lightning_seg.callbacks.per_class_metrics import PerClassMetrics, describe_classes, zero_iou_classes
 from lightning_seg.callbacks.prediction_writer import PredictionWriter
@@ -317,6 +318,7 @@ def main(args: list[str] | None = None, run: bool = True) -> SegmentationCLI:
     Errors in the user's config or data are printed as one line (exit status 2); set
     ``LIGHTNING_SEG_DEBUG=1`` to see the full traceback instead.
     """
+    limit_malloc_arenas()  # a long fit's resident memory stays flat (lightning_seg.allocator)
     argv = expand_predict_input(list(sys.argv[1:] if args is None else args))
     if argv[:1] and argv[0] in EXTRA_COMMANDS:
         raise SystemExit(run_extra_command(argv[0], list(argv[1:])))

@@ -6,8 +6,9 @@ threads, figure drawing) allocate and free buffers of varying sizes every epoch 
 resident set although nothing leaks. Measured with ``benchmarks/soak.py`` (40 epochs of the quickstart
 with every diagnostic): the resident set drifted by
 +6.3 % (median of the last 5 epochs over the 5 after warm-up) with glibc's default, +0.6 % with
-``MALLOC_ARENA_MAX=2`` in the environment and +1.3 % with this function. :func:`limit_malloc_arenas` sets what
-``MALLOC_ARENA_MAX=2`` sets, from inside the process; the CLI calls it once at start.
+``MALLOC_ARENA_MAX=2`` in the environment and +1.3 % and +2.3 % in two runs with this function.
+:func:`limit_malloc_arenas` sets what ``MALLOC_ARENA_MAX=2`` sets, from inside the process; the CLI calls
+it once at start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keep a long run's resident memory flat: cap glibc's malloc arenas (``MALLOC_ARENA_MAX``).
+"""Limit a long run's resident-memory drift: cap glibc's malloc arenas (``MALLOC_ARENA_MAX``).
 
 glibc gives each thread that allocates its own heap arena (up to 8 per core); freed blocks stay in the
 arena that held them, so a training process whose threads (torch's intra-op pool, the loggers' writer

@@ -2,12 +2,15 @@
 
 Runs ``lightning-seg fit`` in this process (the quickstart config: CSV + TensorBoard loggers, the five
 diagnostics callbacks every epoch, the checkpoint callback) on small synthetic images with
-``num_workers=0`` (everything in one process, so its resident set is the whole run), and prints, after
-every training epoch (its validation included), the resident set size (``/proc/self/statm``), the
-epoch's own peak (``VmHWM``, reset every epoch) and the run's peak so far (the largest epoch peak). The
-baseline is the first epoch after the warm-up (allocator pools, lazy imports and the first figures are
-allocated by then); the target is growth under 2 % from it to the last epoch (also printed: medians of
-5 epochs, since single epochs spike by a few per cent).
+``num_workers=0`` (the data in this process), and prints, after every training epoch (its validation
+included), the resident set size (``/proc/self/statm``), the summed resident set of its child processes
+(figure drawing in the background, if any), the epoch's own peak (``VmHWM``, reset every epoch), the
+run's peak so far (the largest epoch peak) and what the CLI's memory release (``gc.collect`` and
+``malloc_trim`` at each epoch end, ``lightning_seg.allocator``; ``LIGHTNING_SEG_NO_TRIM=1`` runs without
+it) cost in the epoch. The baseline is the first
+epoch after the warm-up (allocator pools, lazy imports and the first figures are allocated by then); the
+target is growth under 2 % from it to the last epoch (also printed: medians of 5 epochs, since single
+epochs spike by a few per cent).
 
     python benchmarks/soak.py [--epochs 40] [--warmup 5] [--image-size 64]
 """
@@ -15,11 +18,14 @@ allocated by then); the target is growth under 2 % from it to the last epoch (al
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("MPLBACKEND", "agg")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -27,14 +33,33 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from lightning import Callback  # noqa: E402
 
+from lightning_seg.allocator import ReleaseFreedMemory  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def rss_mib() -> float:
-    """The resident set size of this process now, in MiB."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE / 2**20
+def rss_mib(pid: int | str = "self") -> float:
+    """The resident set size of process ``pid`` now, in MiB (0 if it has ended)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE / 2**20
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def descendants(pid: int | str = "self") -> list[int]:
+    """The process ids of every child of ``pid``, their children, and so on (``/proc/<pid>/task/*/children``)."""
+    pids = []
+    for path in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(path) as children:
+                text = children.read()
+        except (FileNotFoundError, ProcessLookupError):  # the thread or the process has ended
+            continue
+        for child in map(int, text.split()):
+            pids += [child, *descendants(child)]
+    return pids
 
 
 def epoch_peak_mib() -> float:
@@ -46,25 +71,86 @@ def epoch_peak_mib() -> float:
     return kib / 1024
 
 
+class Row(NamedTuple):
+    """What one epoch's end measured (MiB, and milliseconds for the memory release)."""
+
+    epoch: int
+    rss: float
+    children_rss: float
+    epoch_peak: float
+    run_peak: float
+    release_ms: float
+    epoch_s: float
+
+    @property
+    def tree_rss(self) -> float:
+        """The resident set of this process and all its descendants."""
+        return self.rss + self.children_rss
+
+
 class MemoryLog(Callback):
-    """Record the resident set, the epoch's own peak and the run's peak at the end of every training epoch."""
+    """Record the memory of the process (and its children) at the end of every training epoch."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, float, float, float]] = []
+        self.rows: list[Row] = []
+        self._release_seconds = 0.0
+        self._epoch_start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
         if not self.rows:
             epoch_peak_mib()  # start the first epoch's peak here, not at import
+        self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
         epoch_peak = epoch_peak_mib()
-        run_peak = max([epoch_peak] + [row[2] for row in self.rows])  # resetting VmHWM resets ru_maxrss too
-        self.rows.append((trainer.current_epoch, rss_mib(), epoch_peak, run_peak))
-        epoch, rss, epoch_peak, peak = self.rows[-1]
+        run_peak = max([epoch_peak] + [row.run_peak for row in self.rows])  # resetting VmHWM resets ru_maxrss
+        release_seconds = sum(c.seconds for c in trainer.callbacks if isinstance(c, ReleaseFreedMemory))
+        release_ms = 1000 * (release_seconds - self._release_seconds)
+        self._release_seconds = release_seconds
+        children = sum(rss_mib(pid) for pid in descendants())
+        epoch_s = time.perf_counter() - self._epoch_start
+        row = Row(trainer.current_epoch, rss_mib(), children, epoch_peak, run_peak, release_ms, epoch_s)
+        self.rows.append(row)
         print(
-            f"epoch {epoch:3d}  rss {rss:8.1f} MiB  epoch peak {epoch_peak:8.1f} MiB  run peak {peak:8.1f} MiB",
+            f"epoch {row.epoch:3d}  rss {row.rss:8.1f} MiB  children rss {row.children_rss:6.1f} MiB  "
+            f"epoch peak {row.epoch_peak:8.1f} MiB  run peak {row.run_peak:8.1f} MiB  "
+            f"release {row.release_ms:6.1f} ms of {row.epoch_s:5.1f} s",
             flush=True,
         )
+
+
+def change(first: float, last: float) -> str:
+    """``first -> last MiB (+x.xx %)``."""
+    return f"{first:.1f} -> {last:.1f} MiB ({100 * (last / first - 1):+.2f} %)"
+
+
+def summarise(rows: list[Row], warmup: int, releases: list[ReleaseFreedMemory]) -> None:
+    """Print the growth from the first epoch after ``warmup`` to the last, and what the release cost."""
+    base, last = rows[warmup], rows[-1]
+    print(
+        f"\nafter warm-up (epoch {base.epoch}) -> epoch {last.epoch}: rss {change(base.rss, last.rss)}, "
+        f"process tree rss {change(base.tree_rss, last.tree_rss)}, "
+        f"epoch peak {change(base.epoch_peak, last.epoch_peak)}, run peak {change(base.run_peak, last.run_peak)}; "
+        "target < 2 %"
+    )
+    # Single epochs spike by a few per cent (a figure's buffers freed later): medians of 5 epochs.
+    for name, field in (("rss", "rss"), ("process tree rss", "tree_rss"), ("epoch peak", "epoch_peak")):
+        first = statistics.median(getattr(row, field) for row in rows[warmup : warmup + 5])
+        final = statistics.median(getattr(row, field) for row in rows[-5:])
+        print(f"median {name} of the 5 epochs after warm-up -> of the last 5: {change(first, final)}")
+    calls = sum(release.calls for release in releases)
+    if calls:
+        seconds = sum(release.seconds for release in releases)
+        per_epoch = sorted(row.release_ms for row in rows)
+        share = 100 * seconds / sum(row.epoch_s for row in rows)
+        print(
+            f"gc.collect + malloc_trim: {calls} calls, {1000 * seconds / calls:.1f} ms each on average, "
+            f"{statistics.median(per_epoch):.1f} ms per epoch (median; largest {per_epoch[-1]:.1f} ms), "
+            f"{share:.1f} % of the epochs' time"
+        )
+    else:
+        print("gc.collect + malloc_trim: off (LIGHTNING_SEG_NO_TRIM=1)")
+    print(f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')} (the CLI caps the arenas at 2 if unset)")
 
 
 def main() -> None:
@@ -98,27 +184,9 @@ def main() -> None:
         )
         cli.trainer.callbacks.append(memory)
         cli.trainer.fit(cli.model, cli.datamodule)
-    rows = memory.rows
-    if len(rows) <= args.warmup:
-        sys.exit(f"need more than --warmup {args.warmup} epochs, ran {len(rows)}")
-    _, base_rss, base_epoch_peak, base_peak = rows[args.warmup]
-    _, last_rss, last_epoch_peak, last_peak = rows[-1]
-    print(
-        f"\nafter warm-up (epoch {args.warmup}) -> epoch {rows[-1][0]}: "
-        f"rss {base_rss:.1f} -> {last_rss:.1f} MiB ({100 * (last_rss / base_rss - 1):+.2f} %), "
-        f"epoch peak {base_epoch_peak:.1f} -> {last_epoch_peak:.1f} MiB "
-        f"({100 * (last_epoch_peak / base_epoch_peak - 1):+.2f} %), "
-        f"run peak {base_peak:.1f} -> {last_peak:.1f} MiB ({100 * (last_peak / base_peak - 1):+.2f} %); target < 2 %"
-    )
-    # Single epochs spike by a few per cent (a figure's buffers freed later): medians of 5 epochs.
-    for column, name in ((1, "rss"), (2, "epoch peak")):
-        first = statistics.median(row[column] for row in rows[args.warmup : args.warmup + 5])
-        last = statistics.median(row[column] for row in rows[-5:])
-        print(
-            f"median {name} of the 5 epochs after warm-up -> of the last 5: {first:.1f} -> {last:.1f} MiB "
-            f"({100 * (last / first - 1):+.2f} %)"
-        )
-    print(f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')} (the CLI caps the arenas at 2 if unset)")
+    if len(memory.rows) <= args.warmup:
+        sys.exit(f"need more than --warmup {args.warmup} epochs, ran {len(memory.rows)}")
+    summarise(memory.rows, args.warmup, [c for c in cli.trainer.callbacks if isinstance(c, ReleaseFreedMemory)])
 
 
 if __name__ == "__main__":

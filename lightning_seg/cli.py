@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_seg import errors, runs
-from lightning_seg.allocator import limit_malloc_arenas
+from lightning_seg.allocator import NO_TRIM_ENV, ReleaseFreedMemory, limit_malloc_arenas
 from lightning_seg.boundary_metrics import BOUNDARY_SCORES
 from lightning_seg.callbacks.per_class_metrics import PerClassMetrics, describe_classes, zero_iou_classes
 from lightning_seg.callbacks.prediction_writer import PredictionWriter
@@ -135,6 +135,10 @@ class SegmentationCLI(LightningCLI):
         if self.subcommand in ("fit", None) and not self.trainer.fast_dev_run:
             # First, so that the handlers are in place before any other callback's setup writes a file.
             self.trainer.callbacks[:0] = [GracefulInterrupt(), ExactResume()]
+        callbacks = self.trainer.callbacks
+        if os.environ.get(NO_TRIM_ENV) != "1" and not any(isinstance(c, ReleaseFreedMemory) for c in callbacks):
+            # Last, so that it trims after the diagnostics have drawn their figures (lightning_seg.allocator).
+            callbacks.append(ReleaseFreedMemory())
         config = self.config[self.subcommand] if self.subcommand else self.config
         for callback in self.trainer.callbacks:
             if isinstance(callback, runs.SaveRunConfig):

@@ -81,13 +81,18 @@ class ReleaseFreedMemory(Callback):
     cycles keep alive (a matplotlib figure and its canvas refer to each other): otherwise that waits for
     Python's rare oldest-generation collection and the resident set saw-tooths over several epochs. Then
     :func:`release_freed_memory` gives the free pages back. At a validation epoch's end it only trims
-    (the collection costs a few hundred milliseconds; during ``fit`` the training epoch's end follows).
-    Each process (each DDP rank) cleans its own heap; ``seconds`` and ``calls`` add up what it costs.
+    (during ``fit`` the training epoch's end follows). What exists when training starts (modules, the
+    model, the data) is frozen out of the collections (``gc.freeze``, undone at teardown, left alone if
+    someone else froze first), so each one only visits what the epochs made: about 25 ms instead of
+    about 290 ms on the soak (a cycle among the frozen objects that becomes garbage waits for
+    teardown). Each process (each DDP rank) cleans its own heap; ``seconds`` and ``calls`` add up what
+    it costs.
     """
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self._froze = False
 
     def _release(self, collect: bool) -> None:
         start = time.perf_counter()
@@ -96,6 +101,22 @@ class ReleaseFreedMemory(Callback):
         release_freed_memory()
         self.seconds += time.perf_counter() - start
         self.calls += 1
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._froze = gc.get_freeze_count() == 0
+        if self._froze:
+            gc.freeze()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._thaw()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._thaw()
+
+    def _thaw(self) -> None:
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._release(collect=True)

@@ -75,11 +75,18 @@ def test_the_trim_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> N
     assert allocator.release_freed_memory() is False and allocator.limit_malloc_arenas() is False
 
 
+@pytest.mark.parametrize("frozen_before", [0, 5])
 def test_the_callback_collects_and_trims_after_every_training_epoch_and_trims_after_validation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frozen_before: int
 ) -> None:
     hooks = []
-    monkeypatch.setattr(allocator, "gc", SimpleNamespace(collect=lambda: hooks.append("collect")))
+    fake_gc = SimpleNamespace(
+        collect=lambda: hooks.append("collect"),
+        freeze=lambda: hooks.append("freeze"),
+        unfreeze=lambda: hooks.append("unfreeze"),
+        get_freeze_count=lambda: frozen_before,
+    )
+    monkeypatch.setattr(allocator, "gc", fake_gc)
     monkeypatch.setattr(allocator, "release_freed_memory", lambda: hooks.append(trainer.state.stage.value) or True)
     release = allocator.ReleaseFreedMemory()
     trainer = Trainer(
@@ -95,7 +102,9 @@ def test_the_callback_collects_and_trims_after_every_training_epoch_and_trims_af
         enable_model_summary=False,
     )
     trainer.fit(BoringModel())
-    assert hooks == ["validate", "collect", "train"] * 2  # each epoch's validation ends before its training epoch
+    epochs = ["validate", "collect", "train"] * 2  # each epoch's validation ends before its training epoch does
+    # What exists at the start is frozen out of the collections and thawed at the end, unless frozen already.
+    assert hooks == (["freeze", *epochs, "unfreeze"] if frozen_before == 0 else epochs)
     assert release.calls == 4 and release.seconds > 0
 
 

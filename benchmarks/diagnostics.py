@@ -10,7 +10,9 @@ confusion matrix and the module's logging of every per-class score. Then each ca
 - the time spent inside the callback's hooks (wall time of each hook, so it does not move with the
   load on the machine the way the difference of two epoch times does), and that time over the
   baseline epoch; split into the per-batch part (``on_validation_batch_end``, which grows with the
-  number of validation images) and the per-epoch part (every other hook: tables, figures, logging);
+  number of validation images) and the per-epoch part (every other hook: tables, figures handed to
+  the background process, logging), and the wait at the end of the stage (``teardown``) for the
+  figures still being drawn — a fit pays that once, at its end, not every epoch;
 - the bytes the callback wrote under ``diagnostics/`` (its PNG / CSV / JSON files) and the growth of
   the TensorBoard event file.
 
@@ -20,10 +22,14 @@ validation epoch of a fit): the epochs measured find the samples chosen, as a fi
 Last, for all four together, the number of validation images from which they cost at most 10 % of the
 epoch on this machine: per-epoch seconds ÷ (0.1 × baseline seconds per image − per-batch seconds per
 image), or "never" when the per-batch part alone exceeds 10 % (:func:`images_at_ten_percent`).
-Targets at 150 classes: every callback together under 10 % of a validation epoch, under 1 MB of
-figures per epoch.
+Then the wall time of a short fit (``--fit-epochs``, one training batch each) with all four against
+none: the whole cost per epoch, including the background drawing's competition for the CPU.
+Figures are drawn in the background process (:mod:`lightning_seg.figures.background`), or in the
+training process with ``--figures inline``. Targets at 150 classes: every callback together under
+10 % of a validation epoch, under 1 MB of figures per epoch.
 
     python benchmarks/diagnostics.py [--classes 5 19 150] [--num-val 32] [--image-size 128] [--repeats 2]
+        [--fit-epochs 4] [--figures background|inline]
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from lightning_seg.callbacks import (  # noqa: E402
     PredictionGallery,
 )
 from lightning_seg.data.base import SampleSource, SegmentationDataModule  # noqa: E402
+from lightning_seg.figures.background import MODE_VARIABLE, MODES, figure_drawer  # noqa: E402
 from lightning_seg.models import SMPNet  # noqa: E402
 from lightning_seg.module import SegmentationModule  # noqa: E402
 
@@ -63,8 +70,11 @@ HOOKS = (
     "on_validation_batch_end",
     "on_validation_epoch_end",
     "on_validation_end",
+    "teardown",
 )
 PER_BATCH_HOOK = "on_validation_batch_end"
+#: Where the diagnostics wait for the figures still being drawn in the background (at the end of a stage).
+WAIT_HOOK = "teardown"
 PER_EPOCH = {
     "PerClassMetrics": PerClassMetrics,
     "ConfusionMatrix": ConfusionMatrix,
@@ -115,11 +125,12 @@ class ZipfDataModule(SegmentationDataModule):
 
 
 class HookTimer:
-    """Adds up the wall time of the hooks it wraps: the per-batch hook apart from all the others."""
+    """Adds up the wall time of the hooks it wraps: the per-batch hook and the final wait apart from the others."""
 
     def __init__(self) -> None:
         self.per_batch = 0.0
         self.per_epoch = 0.0
+        self.wait = 0.0
 
     @property
     def seconds(self) -> float:
@@ -128,7 +139,7 @@ class HookTimer:
     def wrap(self, callback: L.Callback) -> L.Callback:
         for name in HOOKS:
             hook = getattr(callback, name)
-            part = "per_batch" if name == PER_BATCH_HOOK else "per_epoch"
+            part = {PER_BATCH_HOOK: "per_batch", WAIT_HOOK: "wait"}.get(name, "per_epoch")
 
             @functools.wraps(hook)
             def timed(*args, _hook=hook, _part=part, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -183,10 +194,41 @@ def validate_once(
         "hooks": timer.seconds,
         "per_batch": timer.per_batch,
         "per_epoch": timer.per_epoch,
+        "wait": timer.wait,
         "files": folder_bytes(root, "diagnostics/**/*.*"),
         "figures": folder_bytes(root, "diagnostics/**/*.png") + folder_bytes(root, "diagnostics/**/*.jpg"),
         "tensorboard": folder_bytes(root / "tensorboard", "events.out.tfevents*"),
     }
+
+
+def fit_seconds(
+    module: SegmentationModule,
+    datamodule: ZipfDataModule,
+    callbacks: list[L.Callback],
+    root: Path,
+    args: argparse.Namespace,
+) -> float:
+    """Wall seconds of a fit of ``args.fit_epochs`` epochs: one training batch and the whole validation set each.
+
+    What a fit pays for the callbacks, all included: the figures drawn in the background compete with
+    the next epoch for the CPU, and the fit's end waits for the last ones.
+    """
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=1,
+        default_root_dir=root,
+        logger=TensorBoardLogger(root, name="tensorboard"),
+        callbacks=callbacks,
+        max_epochs=args.fit_epochs,
+        limit_train_batches=1,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule)
+    return time.perf_counter() - start
 
 
 def fit_start_cost(datamodule: ZipfDataModule, module: SegmentationModule, root: Path) -> tuple[float, int]:
@@ -199,7 +241,9 @@ def fit_start_cost(datamodule: ZipfDataModule, module: SegmentationModule, root:
     callback._root = root / "diagnostics"
     start = time.perf_counter()
     callback.on_fit_start(trainer, module)
-    return time.perf_counter() - start, folder_bytes(root / "diagnostics")
+    seconds = time.perf_counter() - start
+    figure_drawer().collect(until=0)  # the figure drawn in the background, to count its bytes
+    return seconds, folder_bytes(root / "diagnostics")
 
 
 def gallery_selection_cost(datamodule: ZipfDataModule, root: Path) -> tuple[float, list[str]]:
@@ -249,25 +293,37 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
     print(f"\nC = {num_classes}: {args.num_val} val images of {args.image_size}², batch {args.batch_size}; "
           "baseline validation epoch (forward + loss + confusion matrix + the module's logging) "
           f"{base:.2f} s (median of {args.repeats})")
-    print("| callback | s in hooks per epoch | × val epoch | per-batch s | per-epoch s | "
+    print("| callback | s in hooks per epoch | × val epoch | per-batch s | per-epoch s | wait at the end s | "
           "figures (PNG, JPEG) bytes | all files bytes | TensorBoard bytes added |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, rows in list(results.items())[1:]:
-        hooks, per_batch, per_epoch = (median(rows, key) for key in ("hooks", "per_batch", "per_epoch"))
+        hooks, per_batch, per_epoch, wait = (median(rows, k) for k in ("hooks", "per_batch", "per_epoch", "wait"))
         tensorboard = statistics.median(r["tensorboard"] for r in rows) - base_tb
-        print(f"| {name} | {hooks:.3f} | {hooks / base:.3f} | {per_batch:.3f} | {per_epoch:.3f} "
+        print(f"| {name} | {hooks:.3f} | {hooks / base:.3f} | {per_batch:.3f} | {per_epoch:.3f} | {wait:.3f} "
               f"| {rows[0]['figures']:,} | {rows[0]['files']:,} | {tensorboard:,.0f} |")
     seconds, written = fit_start_cost(datamodule, module, tmp / f"c{num_classes}_distribution")
-    print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | | {seconds:.3f} "
+    print(f"| ClassDistribution (once per fit) | {seconds:.3f} | {seconds / base:.3f} | | {seconds:.3f} | "
           f"| {written:,} (all files) | | |")
     print(f"| PredictionGallery's choice of samples (once per fit) | {selection_seconds:.3f} "
-          f"| {selection_seconds / base:.3f} | | {selection_seconds:.3f} | | | |")
+          f"| {selection_seconds / base:.3f} | | {selection_seconds:.3f} | | | | |")
     together = results["all four together"]
     per_batch, per_epoch = median(together, "per_batch"), median(together, "per_epoch")
     print(f"All four together cost 10 % of the validation epoch from "
           f"{images_at_ten_percent(per_epoch, per_batch, base, args.num_val)} validation images on this machine "
           f"(per-epoch {per_epoch:.3f} s, per-batch {per_batch / args.num_val * 1000:.2f} ms per image; "
           f"baseline {base / args.num_val * 1000:.1f} ms per image)")
+    if args.fit_epochs:
+        fits: dict[str, list[float]] = {"baseline": [], "all four": []}
+        for repeat in range(args.repeats):
+            for name, make in (("baseline", runs["baseline (no callback)"]), ("all four", runs["all four together"])):
+                root = tmp / f"c{num_classes}_fit_{repeat}_{name.split()[0]}"
+                fits[name].append(fit_seconds(module, datamodule, make(), root, args))
+        added = (statistics.median(fits["all four"]) - statistics.median(fits["baseline"])) / args.fit_epochs
+        print(f"Fit of {args.fit_epochs} epochs (1 training batch and the {args.num_val} validation images each), "
+              f"median of {args.repeats}: baseline {statistics.median(fits['baseline']):.2f} s, all four "
+              f"{statistics.median(fits['all four']):.2f} s: {added:+.3f} s per epoch = {added / base:.3f} × the "
+              f"validation epoch (wall time: drawing in the background competes with the next epoch for the CPU, "
+              f"and the fit's end waits for the last figures)")
 
 
 def main() -> None:
@@ -279,7 +335,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2, help="validation epochs per configuration")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--fit-epochs", type=int, default=4, help="epochs of the fit measured whole (0: none)")
+    parser.add_argument(
+        "--figures", choices=MODES, default="background", help="where figures are drawn (LIGHTNING_SEG_FIGURES)"
+    )
     args = parser.parse_args()
+    os.environ[MODE_VARIABLE] = args.figures
+    print(f"figures drawn: {args.figures}")
     with tempfile.TemporaryDirectory() as tmp:
         for num_classes in args.classes:
             measure(num_classes, args, Path(tmp))

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning import LightningModule, Trainer
-from matplotlib.figure import Figure
 
-from lightning_seg.callbacks.plotting import bar_chart_width, grouped_log_bars, subset_note, top_bottom
 from lightning_seg.callbacks.reporting import (
     DiagnosticCallback,
     check_positive,
@@ -22,6 +20,7 @@ from lightning_seg.callbacks.reporting import (
     save_json,
 )
 from lightning_seg.data.stats import ClassStats
+from lightning_seg.figures.class_distribution import distribution_figure
 from lightning_seg.losses.class_weights import WEIGHTING_SCHEMES, compute_class_weights
 
 
@@ -61,26 +60,6 @@ def distribution_table(stats: ClassStats, names: Sequence[str], beta: float) -> 
     return frame
 
 
-def distribution_figure(frame: pd.DataFrame, ratio: float, num_shown: int = 12) -> Figure:
-    """Bar charts (log scale) of the class frequencies and of every scheme's weights.
-
-    Classes are sorted by pixel frequency; beyond ``2 · num_shown + 1`` classes only the ``num_shown``
-    most and least frequent are drawn, the others as one bar of their means (:func:`top_bottom`).
-    """
-    shown = top_bottom(frame, "pixel_frequency", num_shown)
-    frequency_columns = [c for c in frame.columns if c.endswith("_frequency")]
-    weight_columns = [c for c in frame.columns if c.startswith("weight_")]
-    figure = Figure(figsize=(bar_chart_width(len(shown)), 7.0), layout="constrained")
-    top, bottom = figure.subplots(2, 1)
-    grouped_log_bars(top, shown, frequency_columns, [c.replace("_", " ") for c in frequency_columns])
-    top.set_ylabel("frequency (log)")
-    note = subset_note(frame, shown, "pixel_count", "training pixels")
-    title = f"Class frequency in the training set, imbalance ratio {ratio:,.0f} : 1"
-    top.set_title(title + (f"\n({note})" if note else ""))
-    grouped_log_bars(bottom, shown, weight_columns, [c.removeprefix("weight_") for c in weight_columns])
-    bottom.set_ylabel("class weight (log)")
-    bottom.set_title("Class weights by scheme")
-    return figure
 
 
 class ClassDistribution(DiagnosticCallback):
@@ -131,8 +110,8 @@ class ClassDistribution(DiagnosticCallback):
         ratio = imbalance_ratio(stats)
         key = "diagnostics/class_distribution"
         log_table(trainer, key, frame, self.out_dir / "class_distribution.csv")
-        figure = distribution_figure(frame, ratio, self.num_shown)
-        log_figure(trainer, key, figure, self.out_dir / "class_distribution.png")
+        path = self.out_dir / "class_distribution.png"
+        log_figure(trainer, key, path, distribution_figure, frame, ratio, self.num_shown)
         log_scalars(trainer, {"data/imbalance_ratio": ratio})
         save_json(
             self.out_dir / "class_distribution.json",

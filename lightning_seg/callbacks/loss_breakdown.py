@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning import LightningModule, Trainer
-from matplotlib.figure import Figure
 from torch import Tensor
 
-from lightning_seg.callbacks.plotting import bar_chart_width, grouped_log_bars, subset_note, top_bottom
 from lightning_seg.callbacks.reporting import (
     BatchDiagnostic,
     check_positive,
@@ -20,9 +18,7 @@ from lightning_seg.callbacks.reporting import (
     log_epoch_metrics,
     log_figure,
 )
-
-SHARES = ("pixel_share", "ce_share", "grad_share")
-
+from lightning_seg.figures.loss_breakdown import breakdown_figure
 
 #: Logit elements per piece :func:`class_loss_sums` works on (16 MB in float32). A temporary this size
 #: is reused by the allocator and stays near the CPU caches: at 8×150×128² on one CPU thread, pieces
@@ -106,20 +102,6 @@ def breakdown_table(sums: np.ndarray, names: list[str]) -> pd.DataFrame:
     )
 
 
-def breakdown_figure(frame: pd.DataFrame, title: str, num_shown: int = 12) -> Figure:
-    """Grouped bars (log scale) of each class's share of pixels, cross-entropy and gradient norm.
-
-    Classes are sorted by pixel share; beyond ``2 · num_shown + 1`` classes only the ``num_shown``
-    most and least frequent are drawn, the others as one bar of their mean shares (:func:`top_bottom`).
-    """
-    shown = top_bottom(frame, "pixel_share", num_shown)
-    figure = Figure(figsize=(bar_chart_width(len(shown)), 4.5), layout="constrained")
-    axes = figure.subplots()
-    grouped_log_bars(axes, shown, SHARES, [s.replace("_", " ") for s in SHARES])
-    axes.set_ylabel("share (log)")
-    note = subset_note(frame, shown, "pixels", "validation pixels")
-    axes.set_title(title + (f"\n({note})" if note else ""))
-    return figure
 
 
 class LossBreakdown(BatchDiagnostic):
@@ -178,6 +160,9 @@ class LossBreakdown(BatchDiagnostic):
         log_figure(
             trainer,
             "diagnostics/loss_breakdown",
-            breakdown_figure(frame, title, self.num_shown),
             self.out_dir / f"{self.epoch_tag(trainer)}.png",
+            breakdown_figure,
+            frame,
+            title,
+            self.num_shown,
         )

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from lightning import LightningModule, Trainer
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from lightning_seg.callbacks.reporting import (
     DiagnosticCallback,
@@ -20,6 +18,7 @@ from lightning_seg.callbacks.reporting import (
     log_figure,
     log_table,
 )
+from lightning_seg.figures.per_class_curves import curves_figure
 from lightning_seg.metrics import SCORES, scores_from_confusion
 
 log = logging.getLogger(__name__)
@@ -40,38 +39,6 @@ def per_class_table(confusion: np.ndarray, names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def curves_figure(history: pd.DataFrame, colors: np.ndarray, max_lines: int = 10) -> Figure:
-    """One panel per score, one line per class, over validation epochs; the legend beside the panels.
-
-    Beyond ``max_lines`` classes only the ``max_lines`` of lowest IoU at the latest epoch get a line,
-    plus a dashed line of the mean over all classes, so that the curves stay readable.
-
-    Shape:
-        colors ``C×3`` uint8, in the order the classes first appear in ``history``.
-    """
-    names = list(dict.fromkeys(history["class"]))
-    latest = history[history["epoch"] == history["epoch"].max()].set_index("class")["iou"]
-    shown = names if len(names) <= max_lines else latest.sort_values(kind="stable").index[:max_lines].tolist()
-    by_class = dict(tuple(history.groupby("class", sort=False)))
-    figure = Figure(figsize=(12, 7), layout="constrained")
-    for axes, score in zip(figure.subplots(2, 2).ravel(), SCORES, strict=True):
-        for name in shown:
-            rows = by_class[name]
-            color = colors[names.index(name)] / 255
-            axes.plot(rows["epoch"], rows[score], marker="o", markersize=3, color=color, label=name)
-        if len(shown) < len(names):
-            mean = history.groupby("epoch")[score].mean()
-            axes.plot(mean.index, mean.to_numpy(), "k--", label=f"mean of all {len(names)}")
-        axes.set_title(score)
-        axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_ylim(-0.02, 1.02)
-        axes.grid(alpha=0.3)
-    handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside right upper", fontsize="small")
-    if len(shown) < len(names):
-        figure.suptitle(f"{len(shown)} classes of lowest IoU at epoch {history['epoch'].max()} (of {len(names)})")
-    return figure
 
 
 class PerClassMetrics(DiagnosticCallback):
@@ -115,8 +82,12 @@ class PerClassMetrics(DiagnosticCallback):
         log_figure(
             trainer,
             "diagnostics/per_class_curves",
-            curves_figure(history, class_colors(trainer, len(frame)), self.max_lines),
             self.out_dir / "curves.png",
+            curves_figure,
+            history,
+            class_colors(trainer, len(frame)),
+            SCORES,
+            self.max_lines,
         )
         if epoch + 1 >= self.warn_after_epochs:
             self._warn_dead_classes(trainer, frame)

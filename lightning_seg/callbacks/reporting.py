@@ -8,10 +8,10 @@ diagnostic on disk.
 
 from __future__ import annotations
 
-import io
 import json
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,19 @@ import numpy as np
 import pandas as pd
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
 from torch import Tensor
 
-from lightning_seg.data.visualize import default_palette
+from lightning_seg.figures.background import FigureError, figure_drawer
+from lightning_seg.figures.encoding import FigureJob, Picture
+from lightning_seg.figures.masks import default_palette
 from lightning_seg.runs import run_directory
 
 DIAGNOSTICS_DIR = "diagnostics"
+#: Seconds the diagnostics wait for the figures in flight when a run stops on an exception.
+EXCEPTION_WAIT_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -64,37 +68,35 @@ def last_confusion(pl_module: LightningModule, stage: str) -> np.ndarray:
     return np.asarray(stored[stage].detach().cpu(), dtype=np.int64)
 
 
-def log_figure(trainer: Trainer, key: str, figure: Figure, path: Path) -> Path:
-    """Save ``figure`` at ``path`` and send it to every image-capable logger under ``key``.
+def log_figure(trainer: Trainer, key: str, path: Path, builder: Callable[..., Figure], *args: Any) -> None:
+    """Draw ``builder(*args)``, save it at ``path`` and send it to every image-capable logger under ``key``.
 
-    The figure is drawn and encoded once: PNG (fast compression) for ``.png``, JPEG (quality 90) for
-    ``.jpg`` — photographs such as the gallery's are several times smaller so. W&B receives the file;
-    TensorBoard the same encoded bytes (its ``add_image`` would resample and re-encode the pixels).
+    Drawn in the background process (:mod:`lightning_seg.figures.background`; ``builder`` is a function of
+    :mod:`lightning_seg.figures`): the file appears once it is drawn, the loggers receive it at the step
+    of this call. The figure is drawn and encoded once: PNG for ``.png``, JPEG for ``.jpg`` (photographs
+    such as the gallery's are several times smaller so). W&B receives the file; TensorBoard the same
+    encoded bytes (its ``add_image`` would resample and re-encode the pixels).
     """
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
-    buffer = io.BytesIO()
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        picture.save(buffer, format="JPEG", quality=90)
-    else:
-        picture.save(buffer, format="PNG", compress_level=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key, [str(path)], step=trainer.global_step)
-        elif isinstance(logger, TensorBoardLogger):
-            _tensorboard_image(logger, key, buffer.getvalue(), picture.size, trainer.global_step)
-    return path
+    # Absolute: the worker runs in the directory it started in, which a later run may have left.
+    path, loggers, step = path.absolute(), list(trainer.loggers), trainer.global_step
+
+    def deliver(picture: Picture) -> None:
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key, [str(path)], step=step)
+            elif isinstance(logger, TensorBoardLogger):
+                _tensorboard_image(logger, key, picture, step)
+
+    figure_drawer().submit(FigureJob(builder, args, path), deliver)
 
 
-def _tensorboard_image(logger: TensorBoardLogger, key: str, encoded: bytes, size: tuple[int, int], step: int) -> None:
+def _tensorboard_image(logger: TensorBoardLogger, key: str, picture: Picture, step: int) -> None:
     """Write an already encoded PNG/JPEG to TensorBoard's event file as the image summary ``key``."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    width, height = size
-    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
+    image = Summary.Image(
+        height=picture.height, width=picture.width, colorspace=3, encoded_image_string=picture.encoded
+    )
     logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
 
 
@@ -188,6 +190,18 @@ class DiagnosticCallback(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._root = run_dir(trainer)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Every figure of the stage on disk and in the loggers before Lightning closes them.
+        figure_drawer().collect(until=0)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        # Lightning calls no teardown after an exception; keep the figures drawn so far, and never let a
+        # figure's failure hide the exception that stopped the run.
+        try:
+            figure_drawer().collect(until=0, timeout=EXCEPTION_WAIT_SECONDS)
+        except FigureError as error:
+            log.warning("%s", error)
 
     @property
     def out_dir(self) -> Path:

@@ -13,8 +13,8 @@ from lightning_seg.data.image_folder import ImageFolderDataModule
 from lightning_seg.data.kvasir import KvasirSEGDataModule
 from lightning_seg.data.stats import ClassStats
 from lightning_seg.data.synthetic import SyntheticDataModule
-from lightning_seg.data.visualize import colorize
 from lightning_seg.data.voc import VOCDataModule
+from lightning_seg.figures.masks import colorize
 
 # Say where caches go and how many workers run, once, on the console (as Lightning does for its own
 # messages), unless the application has configured logging itself.

@@ -7,7 +7,7 @@ import numpy as np
 
 from lightning_seg.data.files import FileDataModule, FileSample, make_lut, pair_files
 from lightning_seg.data.transforms import TransformSpec, scale_crop_flip
-from lightning_seg.data.visualize import default_palette
+from lightning_seg.figures.masks import default_palette
 
 ADE20K_CLASSES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",

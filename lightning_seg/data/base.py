@@ -485,7 +485,7 @@ class SegmentationDataModule(LightningDataModule):
             split: ``train``, ``val``, ``test`` or ``predict``.
             augment: apply the split's augmentation pipeline first (to see what the network sees).
         """
-        from lightning_seg.data.visualize import draw_sample
+        from lightning_seg.figures.masks import draw_sample
 
         if not self._build_split(split):
             raise ValueError(f"{type(self).__name__} has no '{split}' split to draw from")

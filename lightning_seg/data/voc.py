@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lightning_seg.data.files import FileDataModule, FileSample, make_lut, pair_files, read_list
-from lightning_seg.data.visualize import default_palette
+from lightning_seg.figures.masks import default_palette
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -64,6 +64,7 @@ def test_callback_writes_table_json_and_figure(make_trainer, datamodule, train_s
     trainer = make_trainer(datamodule)
     callback.setup(trainer, None, "fit")
     callback.on_fit_start(trainer, None)
+    callback.teardown(trainer, None, "fit")  # the figure is drawn in the background: on disk by teardown
     folder = tmp_path / "diagnostics" / "class_distribution"
     written = pd.read_csv(folder / "class_distribution.csv")
     expected = distribution_table(train_stats, NAMES, 0.99)

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from lightning_seg.callbacks import ConfusionMatrix
-from lightning_seg.callbacks.confusion_matrix import confusion_figure, row_normalise
+from lightning_seg.figures.confusion_matrix import confusion_figure, row_normalise
 
 CONFUSION = np.array([[6, 2, 0], [1, 3, 0], [0, 0, 0]])
 
@@ -37,6 +37,7 @@ def test_callback_writes_counts_and_figure_per_epoch_and_for_test(make_trainer, 
     callback.setup(trainer, module, "fit")
     callback.on_validation_end(trainer, module)
     callback.on_test_end(trainer, module)
+    callback.teardown(trainer, module, "fit")  # figures are drawn in the background: on disk by teardown
     folder = tmp_path / "diagnostics" / "confusion_matrix"
     written = pd.read_csv(folder / "val_epoch_002.csv", index_col="true")
     assert written.index.tolist() == list(datamodule.class_names) == written.columns.tolist()

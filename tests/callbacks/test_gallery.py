@@ -11,8 +11,9 @@ import torch
 from torchmetrics.functional.classification import multiclass_jaccard_index
 
 from lightning_seg.callbacks import PredictionGallery
-from lightning_seg.callbacks.gallery import denormalise, overlay, per_sample_miou, select_rare_samples
+from lightning_seg.callbacks.gallery import denormalise, per_sample_miou, select_rare_samples
 from lightning_seg.data.stats import ClassStats
+from lightning_seg.figures.gallery import overlay
 
 
 def val_counts(masks: list[np.ndarray]) -> np.ndarray:
@@ -86,6 +87,7 @@ def test_epoch_shows_rare_and_worst_samples(make_trainer, datamodule, tmp_path) 
         )
         callback.on_validation_batch_end(trainer, None, {"preds": preds, "target": target}, batch, i)
     callback.on_validation_epoch_end(trainer, None)
+    callback.teardown(trainer, None, "fit")  # figures are drawn in the background: on disk by teardown
     folder = tmp_path / "diagnostics" / "gallery"
     shown = json.loads((folder / "epoch_000.json").read_text())
     assert [s["name"] for s in shown["rare"]] == ["val_4", "val_5"]

@@ -97,6 +97,7 @@ def test_callback_accumulates_batches_and_logs_shares(make_trainer, tmp_path) ->
     for i, (logits, target) in enumerate(batches):
         callback.on_validation_batch_end(trainer, module, {"logits": logits, "target": target}, {}, i)
     callback.on_validation_epoch_end(trainer, module)
+    callback.teardown(trainer, module, "fit")  # the figure is drawn in the background: on disk by teardown
     names = list(datamodule.class_names)
     expected = breakdown_table(sum(class_loss_sums(lg, tg, 255) for lg, tg in batches).numpy(), names)
     history = pd.read_csv(tmp_path / "diagnostics" / "loss_breakdown" / "history.csv")

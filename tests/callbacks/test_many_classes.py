@@ -18,7 +18,8 @@ from lightning_seg.callbacks import (
     PerClassMetrics,
     PredictionGallery,
 )
-from lightning_seg.callbacks.confusion_matrix import focus_classes, top_confusions
+from lightning_seg.callbacks.confusion_matrix import focus_classes
+from lightning_seg.figures.confusion_matrix import top_confusions
 from lightning_seg.module import SegmentationModule
 from tests.callbacks.conftest import ManyClassDataModule, quiet_trainer
 
@@ -62,7 +63,8 @@ def test_confusion_figure_at_150_classes_shows_the_focus_rows(tmp_path: Path) ->
     names = [f"class_{c}" for c in range(C)]
     callback = ConfusionMatrix(num_focus=3, top_k=2)
     trainer = SimpleNamespace(datamodule=SimpleNamespace(class_stats=SimpleNamespace(pixel_counts=rarity)))
-    figure = callback.figure(trainer, confusion, names, "t")
+    builder, *arguments = callback.figure(trainer, confusion, names, "t")
+    figure = builder(*arguments)
     worst, rarest = (axes for axes in figure.axes)
     labels = [[t.get_text().split()[0] for t in axes.get_yticklabels()] for axes in (worst, rarest)]
     assert labels == [["class_40", "class_7", "class_133"], ["class_101", "class_5", "class_149"]]
@@ -71,7 +73,8 @@ def test_confusion_figure_at_150_classes_shows_the_focus_rows(tmp_path: Path) ->
     width, height = figure.get_size_inches() * figure.dpi
     assert width <= MAX_SIDE and height <= MAX_SIDE
     # Up to max_full_classes, the full matrix with every class on both axes.
-    full = ConfusionMatrix(max_full_classes=C).figure(trainer, confusion, names, "t")
+    builder, *arguments = ConfusionMatrix(max_full_classes=C).figure(trainer, confusion, names, "t")
+    full = builder(*arguments)
     assert len(full.axes[0].get_xticklabels()) == C
     assert max(full.get_size_inches() * full.dpi) <= MAX_SIDE
 

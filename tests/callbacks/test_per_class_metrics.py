@@ -45,6 +45,7 @@ def test_callback_writes_epoch_tables_history_and_curves(make_trainer, datamodul
         trainer = make_trainer(datamodule, epoch=epoch)
         callback.setup(trainer, None, "fit")
         callback.on_validation_end(trainer, module_with(confusion))
+    callback.teardown(trainer, None, "fit")  # the curves are drawn in the background: on disk by teardown
     folder = tmp_path / "diagnostics" / "per_class_metrics"
     first = pd.read_csv(folder / "epoch_000.csv")
     for score, expected in BY_HAND.items():

@@ -25,11 +25,13 @@ image), or "never" when the per-batch part alone exceeds 10 % (:func:`images_at_
 Then the wall time of a short fit (``--fit-epochs``, one training batch each) with all four against
 none: the whole cost per epoch, including the background drawing's competition for the CPU.
 Figures are drawn in the background process (:mod:`lightning_seg.figures.background`), or in the
-training process with ``--figures inline``. Targets at 150 classes: every callback together under
-10 % of a validation epoch, under 1 MB of figures per epoch.
+training process with ``--figures inline``. ``--threads 1`` gives torch one core fewer than this
+2-core machine has, so that the background drawing finds an idle core, as it does beside a GPU run
+(whose CPU mostly waits). Targets at 150 classes: every callback together under 10 % of a validation
+epoch, under 1 MB of figures per epoch.
 
     python benchmarks/diagnostics.py [--classes 5 19 150] [--num-val 32] [--image-size 128] [--repeats 2]
-        [--fit-epochs 4] [--figures background|inline]
+        [--fit-epochs 4] [--figures background|inline] [--threads N]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 os.environ.setdefault("MPLBACKEND", "agg")
 
@@ -313,6 +316,8 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
           f"(per-epoch {per_epoch:.3f} s, per-batch {per_batch / args.num_val * 1000:.2f} ms per image; "
           f"baseline {base / args.num_val * 1000:.1f} ms per image)")
     if args.fit_epochs:
+        # A first fit pays for one-off set-up (the training split, the optimiser): not counted.
+        fit_seconds(module, datamodule, runs["all four together"](), tmp / f"c{num_classes}_fit_warmup", args)
         fits: dict[str, list[float]] = {"baseline": [], "all four": []}
         for repeat in range(args.repeats):
             for name, make in (("baseline", runs["baseline (no callback)"]), ("all four", runs["all four together"])):
@@ -335,13 +340,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2, help="validation epochs per configuration")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--fit-epochs", type=int, default=4, help="epochs of the fit measured whole (0: none)")
     parser.add_argument(
         "--figures", choices=MODES, default="background", help="where figures are drawn (LIGHTNING_SEG_FIGURES)"
     )
     args = parser.parse_args()
     os.environ[MODE_VARIABLE] = args.figures
-    print(f"figures drawn: {args.figures}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"figures drawn: {args.figures}; torch CPU threads: {torch.get_num_threads()} of {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         for num_classes in args.classes:
             measure(num_classes, args, Path(tmp))

@@ -13,6 +13,7 @@ torch's parallel kernels, which all wait for the slowest of them.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -63,6 +64,9 @@ def serve(jobs: BinaryIO, answers: BinaryIO) -> None:
         except Exception:  # the training process raises it, with this traceback, where it collects the answer
             answer = traceback.format_exc()
         send(answers, (ident, answer))
+        # A figure and its canvas refer to each other: without this, every figure drawn would wait for
+        # Python's rare oldest-generation collection, and the worker's resident set would saw-tooth up.
+        gc.collect()
 
 
 def main() -> None:

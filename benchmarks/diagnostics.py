@@ -210,18 +210,20 @@ def fit_seconds(
     callbacks: list[L.Callback],
     root: Path,
     args: argparse.Namespace,
-) -> float:
-    """Wall seconds of a fit of ``args.fit_epochs`` epochs: one training batch and the whole validation set each.
+) -> tuple[float, float]:
+    """Wall seconds of a fit of ``args.fit_epochs`` epochs (one training batch and the validation set each).
 
     What a fit pays for the callbacks, all included: the figures drawn in the background compete with
-    the next epoch for the CPU, and the fit's end waits for the last ones.
+    the next epoch for the CPU, and the fit's end waits for the last ones; that wait (seconds in the
+    callbacks' ``teardown``, paid once per fit) is the second number returned.
     """
+    timer = HookTimer()
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=1,
         default_root_dir=root,
         logger=TensorBoardLogger(root, name="tensorboard"),
-        callbacks=callbacks,
+        callbacks=[timer.wrap(c) for c in callbacks],
         max_epochs=args.fit_epochs,
         limit_train_batches=1,
         num_sanity_val_steps=0,
@@ -231,7 +233,7 @@ def fit_seconds(
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, timer.wait
 
 
 def fit_start_cost(datamodule: ZipfDataModule, module: SegmentationModule, root: Path) -> tuple[float, int]:
@@ -319,16 +321,22 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
         # A first fit pays for one-off set-up (the training split, the optimiser): not counted.
         fit_seconds(module, datamodule, runs["all four together"](), tmp / f"c{num_classes}_fit_warmup", args)
         fits: dict[str, list[float]] = {"baseline": [], "all four": []}
+        waits: list[float] = []
         for repeat in range(args.repeats):
             for name, make in (("baseline", runs["baseline (no callback)"]), ("all four", runs["all four together"])):
                 root = tmp / f"c{num_classes}_fit_{repeat}_{name.split()[0]}"
-                fits[name].append(fit_seconds(module, datamodule, make(), root, args))
-        added = (statistics.median(fits["all four"]) - statistics.median(fits["baseline"])) / args.fit_epochs
+                seconds, wait = fit_seconds(module, datamodule, make(), root, args)
+                fits[name].append(seconds)
+                waits += [wait] if name == "all four" else []
+        whole = statistics.median(fits["all four"]) - statistics.median(fits["baseline"])
+        wait = statistics.median(waits)
+        added, steady = whole / args.fit_epochs, (whole - wait) / args.fit_epochs
         print(f"Fit of {args.fit_epochs} epochs (1 training batch and the {args.num_val} validation images each), "
               f"median of {args.repeats}: baseline {statistics.median(fits['baseline']):.2f} s, all four "
               f"{statistics.median(fits['all four']):.2f} s: {added:+.3f} s per epoch = {added / base:.3f} × the "
-              f"validation epoch (wall time: drawing in the background competes with the next epoch for the CPU, "
-              f"and the fit's end waits for the last figures)")
+              f"validation epoch (wall time, drawing in the background competing for the CPU included); of the "
+              f"difference, {wait:.2f} s is the fit's end waiting for its last figures (once per fit), the rest "
+              f"{steady:+.3f} s per epoch = {steady / base:.3f} × the validation epoch")
 
 
 def main() -> None:

@@ -127,8 +127,23 @@ def zero_iou_classes(iou: np.ndarray, train_pixels: np.ndarray | None) -> list[i
     return np.flatnonzero((np.asarray(iou) == 0) & has_pixels).tolist()
 
 
-def describe_classes(names: list[str], indices: list[int], train_pixels: np.ndarray | None) -> str:
-    """``'car' (4 training pixels), 'rare' (12 training pixels)`` — or only the names without statistics."""
+#: The most classes a console line names (the per-class table on disk has every class).
+MAX_NAMED = 12
+
+
+def describe_classes(
+    names: list[str], indices: list[int], train_pixels: np.ndarray | None, limit: int = MAX_NAMED
+) -> str:
+    """``'car' (4 training pixels), 'rare' (12 training pixels)`` — or only the names without statistics.
+
+    Beyond ``limit`` classes, the ``limit`` with the most training pixels (without statistics: the first)
+    are named, most first, and the rest counted (``... and 95 more``), so the line stays readable.
+    """
     if train_pixels is None:
-        return ", ".join(repr(names[k]) for k in indices)
-    return ", ".join(f"{names[k]!r} ({int(train_pixels[k]):,} training pixels)" for k in indices)
+        shown = indices[:limit]
+        words = [repr(names[k]) for k in shown]
+    else:
+        shown = sorted(indices, key=lambda k: -int(train_pixels[k]))[:limit] if len(indices) > limit else indices
+        words = [f"{names[k]!r} ({int(train_pixels[k]):,} training pixels)" for k in shown]
+    more = f" and {len(indices) - len(shown)} more" if len(shown) < len(indices) else ""
+    return ", ".join(words) + more

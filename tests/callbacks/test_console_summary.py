@@ -50,3 +50,15 @@ def test_few_classes_are_all_listed_worst_first_and_without_statistics() -> None
     assert lines[1] == "by IoU; every class: the loggers' test/<score>/<class>"
     assert [line.split()[0] for line in lines[3:6]] == ["class_1", "class_2", "class_0"]
     assert lines[6] == "IoU 0 (training pixels not known): 'class_1'"
+
+
+def test_many_dead_classes_are_named_most_trained_first_then_counted() -> None:
+    """At 150 classes early in training most classes can have IoU 0: the line must stay one readable line."""
+    iou = np.zeros(C)
+    iou[:10] = 0.5
+    train_pixels = np.arange(C) * 10  # class 149 has the most training pixels
+    train_pixels[50] = 0  # IoU 0 but never trained on: not named
+    text = format_scores(logged(iou), "val", NAMES, train_pixels, num_worst=5)
+    (line,) = [line for line in text.splitlines() if line.startswith("IoU 0")]
+    named = [f"'class_{k}' ({10 * k:,} training pixels)" for k in range(149, 137, -1)]
+    assert line == f"IoU 0 with training pixels: {', '.join(named)} and 127 more"

@@ -32,10 +32,12 @@ def curves_figure(history: pd.DataFrame, colors: np.ndarray, scores: Sequence[st
             axes.plot(rows["epoch"], rows[score], marker="o", markersize=3, color=color, label=name)
         if len(shown) < len(names):
             mean = history.groupby("epoch")[score].mean()
-            axes.plot(mean.index, mean.to_numpy(), "k--", label=f"mean of all {len(names)}")
+            axes.plot(mean.index, mean.to_numpy(), "k--", marker="x", markersize=4, label=f"mean of all {len(names)}")
         axes.set_title(score)
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # At least one epoch either side: a single epoch would otherwise get a ±0.05 axis of fractional ticks.
+        axes.set_xlim(history["epoch"].min() - 0.5, max(history["epoch"].max() + 0.5, history["epoch"].min() + 1.5))
         axes.set_ylim(-0.02, 1.02)
         axes.grid(alpha=0.3)
     handles, labels = figure.axes[0].get_legend_handles_labels()

@@ -327,7 +327,8 @@ def measure(num_classes: int, args: argparse.Namespace, tmp: Path) -> None:
                 root = tmp / f"c{num_classes}_fit_{repeat}_{name.split()[0]}"
                 seconds, wait = fit_seconds(module, datamodule, make(), root, args)
                 fits[name].append(seconds)
-                waits += [wait] if name == "all four" else []
+                if name == "all four":
+                    waits.append(wait)
         whole = statistics.median(fits["all four"]) - statistics.median(fits["baseline"])
         wait = statistics.median(waits)
         added, steady = whole / args.fit_epochs, (whole - wait) / args.fit_epochs

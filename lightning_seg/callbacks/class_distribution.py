@@ -60,8 +60,6 @@ def distribution_table(stats: ClassStats, names: Sequence[str], beta: float) -> 
     return frame
 
 
-
-
 class ClassDistribution(DiagnosticCallback):
     """Reports the training set's class distribution once, when fitting starts.
 

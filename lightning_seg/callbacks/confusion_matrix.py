@@ -38,14 +38,6 @@ def focus_classes(confusion: np.ndarray, rarity: np.ndarray, n: int) -> dict[str
     return {"worst": worst.tolist(), "rarest": rarest.tolist()}
 
 
-
-
-
-
-
-
-
-
 class ConfusionMatrix(DiagnosticCallback):
     """What each true class is predicted as, each validation epoch (and after a test run).
 

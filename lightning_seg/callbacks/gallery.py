@@ -82,12 +82,6 @@ def denormalise(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> n
     return (pixels.clip(0, 1) * 255).round().astype(np.uint8)
 
 
-
-
-
-
-
-
 class PredictionGallery(BatchDiagnostic):
     """Overlays of a fixed set of rare-class validation samples and of the epoch's worst samples.
 

@@ -102,8 +102,6 @@ def breakdown_table(sums: np.ndarray, names: list[str]) -> pd.DataFrame:
     )
 
 
-
-
 class LossBreakdown(BatchDiagnostic):
     """Per-class share of the pixel cross-entropy and of its gradient on the logits, per validation epoch.
 

@@ -39,8 +39,6 @@ def per_class_table(confusion: np.ndarray, names: list[str]) -> pd.DataFrame:
     return frame
 
 
-
-
 class PerClassMetrics(DiagnosticCallback):
     """Per-class validation scores each validation epoch, read from the module's confusion matrix.
 

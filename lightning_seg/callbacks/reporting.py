@@ -77,8 +77,7 @@ def log_figure(trainer: Trainer, key: str, path: Path, builder: Callable[..., Fi
     such as the gallery's are several times smaller so). W&B receives the file; TensorBoard the same
     encoded bytes (its ``add_image`` would resample and re-encode the pixels).
     """
-    # Absolute: the worker runs in the directory it started in, which a later run may have left.
-    path, loggers, step = path.absolute(), list(trainer.loggers), trainer.global_step
+    loggers, step = list(trainer.loggers), trainer.global_step
 
     def deliver(picture: Picture) -> None:
         for logger in loggers:

@@ -19,6 +19,7 @@ reach it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -169,18 +170,17 @@ class FigureDrawer:
 
 
 def _write(outbox: queue.Queue, stream) -> None:  # noqa: ANN001 (a pipe)
-    """Writer thread: send each framed message to the worker; close its input at ``None`` (or a broken pipe)."""
-    try:
-        while (message := outbox.get()) is not None:
-            stream.write(message)
-            stream.flush()
-    except (BrokenPipeError, OSError, ValueError):
-        pass  # the worker is gone: the reader thread reports it
-    finally:
+    """Writer thread: send each framed message to the worker; close its input at ``None`` (or a broken pipe).
+
+    A write that fails means the worker is gone: the reader thread reports that, so it is not raised here.
+    """
+    with contextlib.suppress(OSError, ValueError):
         try:
+            while (message := outbox.get()) is not None:
+                stream.write(message)
+                stream.flush()
+        finally:
             stream.close()
-        except OSError:
-            pass
 
 
 def _read(stream, answers: queue.Queue) -> None:  # noqa: ANN001 (a pipe)
